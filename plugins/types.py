@@ -1,0 +1,195 @@
+"""Value types that methods, the advisor and plugins exchange.
+
+They are plain frozen dataclasses (no torch) so every layer can build and compare them cheaply.
+``to_dict`` gives the JSON form used by ``--format json`` and the decision log.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+GOALS = ("knowledge", "task", "style", "format", "language", "domain", "safety", "preference")
+"""What the user wants the adapted model to gain (see the answers file in README)."""
+
+KNOWLEDGE_CHANGES = ("never", "yearly", "monthly", "weekly", "daily")
+EXPERTISE_LEVELS = ("none", "basic", "moderate", "advanced", "expert")
+
+
+def to_jsonable(value: Any) -> Any:
+    """Dataclasses, tuples and mappings turned into JSON-ready dicts and lists."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class DataProfile:
+    """What data the user has, in counts (an audited path overrides the numbers)."""
+
+    documents: int = 0
+    unlabeled_tokens: int = 0
+    labeled_examples: int = 0
+    preference_pairs: int = 0
+    human_raters: bool = False
+    path: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    """The base model: a name/path (None = the embedded default) and its size in billions."""
+
+    name: str | None = None
+    params_b: float = 7.0
+
+
+@dataclass(frozen=True)
+class HardwareChoice:
+    """Which accelerator from the catalogue and how many of them."""
+
+    gpu: str = "A100-80GB"
+    gpus: int = 1
+
+
+@dataclass(frozen=True)
+class Budget:
+    usd: float = 1000.0
+    days: float = 14.0
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The validated interview answers; what every method's ``fit`` and ``estimate`` read."""
+
+    use_case: str = ""
+    goals: tuple[str, ...] = ("task",)
+    knowledge_changes: str = "never"
+    needs_citations: bool = False
+    data: DataProfile = field(default_factory=DataProfile)
+    model: ModelProfile = field(default_factory=ModelProfile)
+    hardware: HardwareChoice = field(default_factory=HardwareChoice)
+    budget: Budget = field(default_factory=Budget)
+    team_expertise: str = "moderate"
+    queries_per_day: int = 1000
+    latency_sensitive: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """Answers to plugin-contributed questions, keyed by question id."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_jsonable(self)
+
+
+@dataclass(frozen=True)
+class Question:
+    """One interview question (built-in or contributed by a plugin via ``register_questions``)."""
+
+    id: str
+    text: str
+    help: str = ""
+    type: Literal["text", "int", "float", "bool", "choice", "multi", "path"] = "text"
+    default: Any = None
+    choices: tuple[str, ...] = ()
+    topic: str = "extra"
+    minimum: float | None = None
+    ask_if: Callable[[Mapping[str, Any]], bool] | None = None
+    """Given the answers so far, whether to ask; None means always."""
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """An accelerator in the catalogue: dense bf16 peak, memory and the usual price range."""
+
+    name: str
+    peak_tflops: float
+    memory_gb: float
+    usd_per_hour_low: float = 0.0
+    usd_per_hour_high: float = 0.0
+    aliases: tuple[str, ...] = ()
+    source: str = ""
+    kind: Literal["gpu", "cpu"] = "gpu"
+
+
+@dataclass(frozen=True)
+class Fit:
+    """How well a method suits a profile, in words the user recognises."""
+
+    method: str
+    score: float
+    """0 (does not apply) .. 1 (exactly what the answers call for)."""
+    reasons: tuple[str, ...] = ()
+    """Why it fits or not, quoting the user's own answers."""
+    blockers: tuple[str, ...] = ()
+    """What rules it out until changed (e.g. no preference data)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_jsonable(self)
+
+
+@dataclass(frozen=True)
+class Quote:
+    """What a method costs for a profile on given hardware; every figure names its assumptions."""
+
+    method: str
+    flops: float
+    gpu_hours: float
+    wall_hours: float
+    usd_low: float
+    usd_high: float
+    peak_memory_gb: float
+    fits: bool
+    memory_breakdown_gb: Mapping[str, float] = field(default_factory=dict)
+    fixes: tuple[str, ...] = ()
+    """What would make it fit when it does not (LoRA, QLoRA, recompute, more GPUs …)."""
+    human_time: Mapping[str, str] = field(default_factory=dict)
+    """Data prep / training / evaluation calendar time and expertise, from the articles' table."""
+    per_query: Mapping[str, float] = field(default_factory=dict)
+    """For inference-time methods: extra tokens and dollars per query, setup cost, break-even."""
+    assumptions: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_jsonable(self)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A runnable plan (the YAML file ``tunewise run`` reads)."""
+
+    method: str
+    model: str | None = None
+    data: tuple[str, ...] = ()
+    config: Mapping[str, Any] = field(default_factory=dict)
+    """The method's own settings (its ``config_class`` fields)."""
+    training: Mapping[str, Any] = field(default_factory=dict)
+    """Shared training settings: epochs/max_steps, batch, seq_len, lr, precision, seed …"""
+    output_dir: str = "runs/latest"
+    source: str | None = None
+    """The plan file it was read from, for messages."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_jsonable(self)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a run ended and what it produced."""
+
+    method: str
+    status: Literal["completed", "failed", "cancelled"]
+    metrics_before: Mapping[str, float] = field(default_factory=dict)
+    metrics_after: Mapping[str, float] = field(default_factory=dict)
+    artifacts: Mapping[str, str] = field(default_factory=dict)
+    report: str | None = None
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_jsonable(self)
+
+
+EventSink = Callable[..., None]
+"""``events(kind, **fields)``: where a run reports progress, loss, eval, checkpoint and error events."""
