@@ -7,6 +7,7 @@ model that is not on disk gets one message saying where tunewise looked.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -161,7 +162,10 @@ def prepare_embedded_model(force: bool = False) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=".prepare-", dir=target.parent))
     try:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        quantised = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        # The GGUF de-quantiser draws its own tqdm bar on stderr: noise in set-up logs. Errors
+        # still surface as exceptions.
+        with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):
+            quantised = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
         config = quantised.config
         if hasattr(config, "quantization_config"):
             del config.quantization_config
