@@ -1,0 +1,61 @@
+"""No unsafe loading anywhere in tunewise's own source: scanned, so a new call site fails the build."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SCANNED = ("advisor", "methods", "plugins", "bench", "examples")
+
+
+def _calls(tree: ast.AST) -> list[ast.Call]:
+    return [node for node in ast.walk(tree) if isinstance(node, ast.Call)]
+
+
+def _name(func: ast.expr) -> str:
+    if isinstance(func, ast.Attribute):
+        return f"{_name(func.value)}.{func.attr}"
+    if isinstance(func, ast.Name):
+        return func.id
+    return ""
+
+
+def _problems(source: str, filename: str) -> list[str]:
+    found = []
+    for call in _calls(ast.parse(source, filename)):
+        name = _name(call.func)
+        keywords = {kw.arg: kw.value for kw in call.keywords}
+        where = f"{filename}:{call.lineno}"
+        if name.endswith("torch.load") or (name == "load" and "weights_only" in keywords):
+            value = keywords.get("weights_only")
+            if not (isinstance(value, ast.Constant) and value.value is True):
+                found.append(f"{where}: torch.load without weights_only=True")
+        if name in {"pickle.load", "pickle.loads", "cloudpickle.load", "dill.load"}:
+            found.append(f"{where}: {name} runs code from untrusted files")
+        value = keywords.get("trust_remote_code")
+        if isinstance(value, ast.Constant) and value.value is True:
+            found.append(f"{where}: trust_remote_code=True")
+    return found
+
+
+def test_scanner_catches_each_unsafe_pattern() -> None:
+    bad = (
+        "import torch, pickle\n"
+        "torch.load('x')\n"
+        "torch.load('x', weights_only=False)\n"
+        "pickle.load(open('x','rb'))\n"
+        "f(trust_remote_code=True)\n"
+        "torch.load('ok', weights_only=True)\n"
+    )
+    assert len(_problems(bad, "bad.py")) == 4
+
+
+def test_no_unsafe_loads_in_source() -> None:
+    problems = []
+    for folder in SCANNED:
+        for path in sorted((REPO / folder).rglob("*.py")):
+            if "__pycache__" in path.parts:
+                continue
+            problems += _problems(path.read_text(encoding="utf-8"), str(path.relative_to(REPO)))
+    assert not problems, "\n".join(problems)
