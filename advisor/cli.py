@@ -10,6 +10,7 @@ from collections.abc import Sequence
 COMMANDS: dict[str, str] = {
     "plugins": "list plugins, their methods and hooks, and plugin failures",
     "model": "show or prepare the model (default: the embedded SmolLM2-135M-Instruct)",
+    "tui": "open the interactive app (default when no command is given)",
 }
 """Subcommand -> one-line help; the code lives in ``tunewise.advisor.commands.<name>``."""
 

@@ -1,0 +1,252 @@
+"""Starting, following and stopping a ``tunewise run`` from the app (no textual in here).
+
+The app does not read the run's stdout: it starts ``tunewise run PLAN --out DIR`` in its own
+session with output going to ``DIR/tui-run.log`` and follows ``DIR/events.jsonl``. So the run
+keeps going when the terminal closes (no SIGHUP, no broken pipe), and watching a run started
+elsewhere (``tunewise --run DIR``) is the same code path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunewise.plugins.events import parse_event_line
+
+EVENTS_FILE = "events.jsonl"
+RUN_LOG_FILE = "tui-run.log"
+LAUNCH_FILE = "tui-run.json"
+"""What the app launched (plan, command, pid), so a later session can resume the same plan."""
+
+
+class EventTail:
+    """Reads the events appended to a file since the last call; copes with a file that restarts."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._position = 0
+        self._partial = b""
+
+    def read_new(self) -> tuple[list[dict[str, Any]], bool]:
+        """``(new events, restarted)``; ``restarted`` means the file was replaced or truncated."""
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            return [], False
+        restarted = size < self._position
+        if restarted:
+            self._position, self._partial = 0, b""
+        if size == self._position:
+            return [], restarted
+        with open(self.path, "rb") as stream:
+            stream.seek(self._position)
+            chunk = stream.read(size - self._position)
+        self._position += len(chunk)
+        data = self._partial + chunk
+        lines = data.split(b"\n")
+        self._partial = lines.pop()  # an incomplete last line waits for its end
+        events = []
+        for raw in lines:
+            event = parse_event_line(raw.decode("utf-8", errors="replace"))
+            if event is not None:
+                events.append(event)
+        return events, restarted
+
+
+@dataclass
+class RunState:
+    """Everything the run screen shows, folded from the event stream."""
+
+    method: str = ""
+    device: str = ""
+    status: str = "waiting"
+    """``waiting`` (no event yet), ``running``, then the end status or ``crashed``."""
+    step: int = 0
+    total_steps: int = 0
+    epoch: float | None = None
+    loss: float | None = None
+    lr: float | None = None
+    tokens_per_s: float | None = None
+    elapsed_s: float | None = None
+    eta_s: float | None = None
+    peak_memory_gb: float | None = None
+    wall_s: float | None = None
+    losses: list[tuple[int, float]] = field(default_factory=list)
+    eval_losses: list[tuple[int, float]] = field(default_factory=list)
+    evals: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Latest metrics per phase (``before`` / ``during`` / ``after``)."""
+    checkpoints: list[tuple[int, str]] = field(default_factory=list)
+    logs: deque[tuple[str, str]] = field(default_factory=lambda: deque(maxlen=500))
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    result: dict[str, Any] | None = None
+    plan: dict[str, Any] | None = None
+    starts: int = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("completed", "failed", "cancelled", "crashed")
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
+
+    def apply(self, event: Mapping[str, Any]) -> None:
+        kind = event.get("event")
+        if kind == "start":
+            self.starts += 1
+            self.status = "running"
+            self.method = str(event.get("method", self.method))
+            self.device = str(event.get("device", self.device) or "")
+            self.total_steps = int(event.get("total_steps") or 0)
+            self.plan = event.get("plan") if isinstance(event.get("plan"), dict) else self.plan
+            self.result = None
+            if self.starts > 1:
+                self.logs.append(("info", "run started again (resume)"))
+        elif kind == "progress":
+            self.status = "running"
+            step = int(event.get("step", 0))
+            # A resume from an earlier checkpoint replays steps: forget the points it replaces.
+            self.losses = [(s, v) for s, v in self.losses if s < step]
+            self.step = step
+            self.total_steps = int(event.get("total_steps") or self.total_steps)
+            self.loss = _number(event.get("loss"))
+            self.lr = _number(event.get("lr"))
+            self.tokens_per_s = _number(event.get("tokens_per_s"))
+            self.elapsed_s = _number(event.get("elapsed_s"))
+            self.eta_s = _number(event.get("eta_s"))
+            self.epoch = _number(event.get("epoch"))
+            self.peak_memory_gb = _number(event.get("peak_memory_gb")) or self.peak_memory_gb
+            if self.loss is not None:
+                self.losses.append((step, self.loss))
+        elif kind == "eval":
+            phase = str(event.get("phase", "during"))
+            metrics = {k: v for k, v in (event.get("metrics") or {}).items() if isinstance(v, (int, float))}
+            self.evals[phase] = metrics
+            loss = metrics.get("eval_loss", metrics.get("loss"))
+            if loss is not None:
+                self.eval_losses.append((int(event.get("step", 0)), float(loss)))
+        elif kind == "checkpoint":
+            self.checkpoints.append((int(event.get("step", 0)), str(event.get("path", ""))))
+            self.logs.append(("info", f"checkpoint at step {event.get('step')}: {event.get('path')}"))
+        elif kind == "log":
+            self.logs.append((str(event.get("level", "info")), str(event.get("message", ""))))
+        elif kind == "error":
+            self.errors.append(dict(event))
+            self.logs.append(("error", f"{event.get('kind', 'error')}: {event.get('message', '')}"))
+        elif kind == "end":
+            self.status = str(event.get("status", "failed"))
+            result = event.get("result")
+            self.result = result if isinstance(result, dict) else None
+            self.wall_s = _number(event.get("wall_s"))
+            self.peak_memory_gb = _number(event.get("peak_memory_gb")) or self.peak_memory_gb
+            if self.status == "completed" and self.total_steps:
+                self.step = max(self.step, self.total_steps if not self.errors else self.step)
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def read_run_state(run_dir: Path) -> RunState:
+    """The state of a run from its events file (all of it, from the start)."""
+    state = RunState()
+    events, _ = EventTail(run_dir / EVENTS_FILE).read_new()
+    for event in events:
+        state.apply(event)
+    return state
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    seconds = max(0, round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+def run_command(plan_path: Path, out_dir: Path, *, resume: bool = False) -> list[str]:
+    """The command line that runs ``plan_path`` (what the app starts and what it shows the user)."""
+    command = ["tunewise", "run", str(plan_path), "--out", str(out_dir)]
+    if resume:
+        command.append("--resume")
+    return command
+
+
+class RunProcess:
+    """A ``tunewise run`` started by the app in its own session (survives the app and the terminal)."""
+
+    def __init__(self, plan_path: Path, out_dir: Path, *, resume: bool = False) -> None:
+        self.plan_path = Path(plan_path)
+        self.out_dir = Path(out_dir)
+        self.resume = resume
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def command(self) -> list[str]:
+        return run_command(self.plan_path, self.out_dir, resume=self.resume)
+
+    def start(self) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, "-m", "tunewise.advisor.cli", *self.command[1:]]
+        log = open(self.out_dir / RUN_LOG_FILE, "ab")  # noqa: SIM115 - handed to the child, closed below
+        try:
+            self.process = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        finally:
+            log.close()
+        launch = {"plan": str(self.plan_path.resolve()), "out": str(self.out_dir.resolve()),
+                  "command": self.command, "pid": self.process.pid}
+        (self.out_dir / LAUNCH_FILE).write_text(json.dumps(launch, indent=2) + "\n", encoding="utf-8")
+
+    def poll(self) -> int | None:
+        """The exit code once the process ended, else None."""
+        return None if self.process is None else self.process.poll()
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def cancel(self) -> bool:
+        """Ask the run to checkpoint and stop (SIGTERM); False if it is not running."""
+        if not self.running:
+            return False
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return True
+
+    def log_tail(self, lines: int = 20) -> str:
+        path = self.out_dir / RUN_LOG_FILE
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+
+
+def launched_plan(run_dir: Path) -> Path | None:
+    """The plan file the app (or a plan-writing runner) left in ``run_dir``, for resuming."""
+    launch = run_dir / LAUNCH_FILE
+    if launch.exists():
+        try:
+            plan = Path(json.loads(launch.read_text(encoding="utf-8"))["plan"])
+        except (ValueError, KeyError, TypeError):
+            plan = None
+        if plan is not None and plan.exists():
+            return plan
+    for name in ("plan.yaml", "plan.yml"):
+        if (run_dir / name).exists():
+            return run_dir / name
+    return None

@@ -1,0 +1,186 @@
+"""Run: starts or follows ``tunewise run``; progress, speed, ETA, live loss chart, log tail, cancel, resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer, Header, Log, ProgressBar, Static
+from tunewise.advisor.tui.run_watch import (
+    EVENTS_FILE,
+    EventTail,
+    RunProcess,
+    RunState,
+    format_duration,
+    launched_plan,
+)
+from tunewise.advisor.tui.screens.base import TunewiseScreen
+from tunewise.advisor.tui.screens.dialogs import ConfirmDialog, ErrorDialog
+from tunewise.advisor.tui.widgets.loss_chart import LossChart
+
+POLL_SECONDS = 0.25
+
+
+class RunScreen(TunewiseScreen):
+    """Follows ``<run_dir>/events.jsonl``; owns nothing the run needs, so leaving it stops nothing."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("c", "cancel_run", "Cancel run"),
+        Binding("r", "resume_run", "Resume"),
+        Binding("v", "results", "Results"),
+        Binding("escape", "back", "Back"),
+    ]
+
+    def __init__(self, run_dir: Path, process: RunProcess | None = None) -> None:
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.process = process
+        self.state = RunState()
+        self.tail = EventTail(self.run_dir / EVENTS_FILE)
+        self._logs_shown = 0
+        self._crash_reported = False
+        self._end_recorded = False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical(id="run"):
+            yield Static("", id="run-head")
+            with Horizontal(id="run-progress-row"):
+                yield ProgressBar(total=None, show_eta=False, id="run-progress")
+                yield Static("", id="run-steps")
+            yield Static("", id="run-stats")
+            yield LossChart(id="run-chart")
+            yield Log(id="run-log", max_lines=500)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = str(self.run_dir)
+        self._poll()
+        self.set_interval(POLL_SECONDS, self._poll)
+
+    # -- following -----------------------------------------------------------------------------
+
+    def _poll(self) -> None:
+        events, restarted = self.tail.read_new()
+        if restarted:
+            self.state = RunState()
+            self._logs_shown = 0
+            self.query_one(Log).clear()
+        for event in events:
+            self.state.apply(event)
+        if self.process is not None and not self.state.finished:
+            code = self.process.poll()
+            if code is not None:
+                # The process is gone; the last events may still be on their way to the file.
+                for event in self.tail.read_new()[0]:
+                    self.state.apply(event)
+                if not self.state.finished:
+                    self._crashed(code)
+        if self.state.finished and not self._end_recorded:
+            self._end_recorded = True
+            self._ended()
+        self._draw()
+
+    def _crashed(self, code: int) -> None:
+        self.state.status = "crashed"
+        if self._crash_reported:
+            return
+        self._crash_reported = True
+        tail = self.process.log_tail(15) if self.process else ""
+        self.app.push_screen(ErrorDialog(
+            "The run stopped without finishing",
+            f"`tunewise run` exited with code {code} before reporting an end. "
+            f"Its output is in {self.run_dir / 'tui-run.log'}; resume with r once fixed.",
+            tail,
+        ))
+
+    def _ended(self) -> None:
+        state = self.state
+        self.tw.record_run_outcome(self.run_dir, state)
+        if state.status == "completed":
+            self.notify("Run completed: press v for the results.", title="run")
+        elif state.status == "cancelled":
+            self.notify("Run cancelled after its checkpoint: press r to resume.", title="run")
+        elif state.status == "failed" and state.errors and not self._crash_reported:
+            error = state.errors[-1]
+            self.app.push_screen(ErrorDialog(f"The run failed ({error.get('kind', 'error')})",
+                                             str(error.get("message", ""))))
+
+    def _draw(self) -> None:
+        state = self.state
+        status = state.status
+        label = {"waiting": "waiting for the run to start", "crashed": "stopped without finishing"}.get(status, status)
+        head = f"[b]{state.method or 'run'}[/b] · {label}"
+        if state.device:
+            head += f" · {state.device}"
+        self.query_one("#run-head", Static).update(head)
+        bar = self.query_one("#run-progress", ProgressBar)
+        if state.total_steps:
+            bar.update(total=state.total_steps, progress=state.step)
+        self.query_one("#run-steps", Static).update(
+            f"step {state.step}/{state.total_steps}" if state.total_steps else "step –")
+        stats = [
+            f"loss {state.loss:.4f}" if state.loss is not None else "loss –",
+            f"{state.tokens_per_s:,.0f} tok/s" if state.tokens_per_s is not None else "– tok/s",
+            f"elapsed {format_duration(state.wall_s if state.finished and state.wall_s else state.elapsed_s)}",
+            f"ETA {format_duration(0 if state.finished else state.eta_s)}",
+        ]
+        if state.peak_memory_gb is not None:
+            stats.append(f"peak {state.peak_memory_gb:.2f} GB")
+        self.query_one("#run-stats", Static).update("  ·  ".join(stats))
+        self.query_one(LossChart).show_losses(state.losses, state.eval_losses)
+        log = self.query_one(Log)
+        lines = list(state.logs)
+        for level, message in lines[self._logs_shown:]:
+            log.write_line(message if level == "info" else f"{level.upper()}: {message}")
+        self._logs_shown = len(lines)
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def action_cancel_run(self) -> None:
+        if self.process is None or not self.process.running:
+            self.notify("No run of this session is going: nothing to cancel.", severity="warning")
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes and self.process is not None and self.process.cancel():
+                self.state.logs.append(("info", "cancel requested: the run saves a checkpoint and stops"))
+                self._draw()
+
+        self.app.push_screen(ConfirmDialog(
+            "Cancel the run?", "It saves a checkpoint and stops; press r later to resume from it.",
+            yes="Cancel run", no="Keep running"), confirmed)
+
+    def action_resume_run(self) -> None:
+        if self.process is not None and self.process.running:
+            self.notify("The run is still going.", severity="warning")
+            return
+        if self.state.status == "completed":
+            self.notify("The run already completed.", severity="warning")
+            return
+        plan = self.process.plan_path if self.process else launched_plan(self.run_dir)
+        if plan is None:
+            self.notify(f"No plan found for {self.run_dir}: resume it with `tunewise run PLAN --out "
+                        f"{self.run_dir} --resume`.", severity="error")
+            return
+        self.process = self.tw.start_run(plan, self.run_dir, resume=True)
+        self._crash_reported = False
+        self._end_recorded = False
+        self.state.status = "waiting"
+        self.state.logs.append(("info", "resuming: " + " ".join(self.process.command)))
+        self._draw()
+
+    def action_results(self) -> None:
+        if not self.state.finished:
+            self.notify("The run has not finished yet.", severity="warning")
+            return
+        self.tw.show_results(self.run_dir)
+
+    def action_back(self) -> None:
+        if self.process is not None and self.process.running:
+            self.notify("The run keeps going in the background; `tunewise --run "
+                        f"{self.run_dir}` follows it again.")
+        self.app.pop_screen()
