@@ -50,4 +50,4 @@ class LossChart(PlotextPlot):
         if self._train:
             plt.plot([s for s, _ in self._train], [v for _, v in self._train], marker="braille", label="train")
         if self._eval:
-            plt.plot([s for s, _ in self._eval], [v for _, v in self._eval], marker="dot", label="held-out")
+            plt.scatter([s for s, _ in self._eval], [v for _, v in self._eval], marker="●", label="held-out")

@@ -1,0 +1,162 @@
+"""One interview question as a form field: text, help, default, the right input for its type, errors.
+
+The field turns what is typed into a typed value (``int``, ``float``, ``bool``, a choice, a list of
+choices, a path or None) and checks it against the question's own limits as you type; the
+interview's full validation (the answers loader) still runs when leaving a topic.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widget import Widget
+from textual.widgets import Input, Label, Select, SelectionList, Static, Switch
+from tunewise.plugins.types import Question
+
+
+def show_value(value: Any) -> str:
+    """How a default reads in the form: lists joined, None as 'none'."""
+    if value is None or value == "":
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value) or "none"
+    return str(value)
+
+
+def parse_value(question: Question, raw: Any) -> tuple[Any, str | None]:
+    """``(value, error)`` for what the widget holds; ``error`` is None when it is valid."""
+    kind = question.type
+    if kind in ("int", "float"):
+        text = str(raw).strip().replace("_", "").replace(",", "")
+        if not text:
+            return None, "a number is required"
+        try:
+            value: Any = int(text) if kind == "int" else float(text)
+        except ValueError:
+            return None, f"must be {'a whole number' if kind == 'int' else 'a number'}"
+        if question.minimum is not None and value < question.minimum:
+            return value, f"must be ≥ {question.minimum:g}"
+        return value, None
+    if kind == "path":
+        text = str(raw).strip()
+        if not text:
+            return None, None
+        if not Path(text).expanduser().exists():
+            return text, f"{text} does not exist"
+        return text, None
+    if kind == "multi":
+        values = list(raw)
+        if not values and question.choices:
+            return values, "choose at least one"
+        return values, None
+    if kind == "bool":
+        return bool(raw), None
+    if kind == "choice":
+        if raw not in question.choices:
+            return raw, f"choose one of {', '.join(question.choices)}"
+        return raw, None
+    return str(raw), None
+
+
+class QuestionField(Widget):
+    """A question with its input; posts :class:`QuestionField.Changed` with the parsed value."""
+
+    class Changed(Message):
+        def __init__(self, field: QuestionField, value: Any, error: str | None) -> None:
+            super().__init__()
+            self.field = field
+            self.value = value
+            self.error = error
+
+        @property
+        def control(self) -> QuestionField:
+            return self.field
+
+    def __init__(self, question: Question, value: Any = None) -> None:
+        super().__init__(id=f"q-{question.id.replace('.', '-')}")
+        self.question = question
+        self.initial = question.default if value is None and question.type != "path" else value
+        self.error: str | None = None
+
+    def compose(self) -> ComposeResult:
+        q = self.question
+        with Vertical():
+            yield Label(q.text, classes="question-text")
+            yield self._input()
+            yield Label("", classes="field-error")
+            if q.help:
+                yield Static(q.help, classes="question-help", markup=False)
+            if q.default not in (None, "") or q.type == "bool":
+                yield Label(f"default: {show_value(q.default)}", classes="question-default", markup=False)
+
+    def _input(self) -> Widget:
+        q, value = self.question, self.initial
+        if q.type == "bool":
+            return Switch(value=bool(value), id="input")
+        if q.type == "choice":
+            options = [(c, c) for c in q.choices]
+            return Select(options, value=value if value in q.choices else Select.NULL, allow_blank=value not in q.choices,
+                          id="input")
+        if q.type == "multi":
+            chosen = set(value or ())
+            return SelectionList[str](*((c, c, c in chosen) for c in q.choices), id="input")
+        kind = {"int": "integer", "float": "number"}.get(q.type, "text")
+        placeholder = "optional: a file or folder to audit" if q.type == "path" else ""
+        return Input(value="" if value is None else str(value), type=kind, placeholder=placeholder,  # type: ignore[arg-type]
+                     id="input")
+
+    def raw_value(self) -> Any:
+        widget = self.query_one("#input")
+        if isinstance(widget, Switch):
+            return widget.value
+        if isinstance(widget, Select):
+            return None if widget.value is Select.NULL else widget.value
+        if isinstance(widget, SelectionList):
+            return list(widget.selected)
+        assert isinstance(widget, Input)
+        return widget.value
+
+    @property
+    def value(self) -> Any:
+        return parse_value(self.question, self.raw_value())[0]
+
+    def validate_now(self) -> str | None:
+        """Check the current value, show or clear the error, and return it."""
+        _, error = parse_value(self.question, self.raw_value())
+        self.show_error(error)
+        return error
+
+    def show_error(self, error: str | None) -> None:
+        self.error = error
+        self.query_one(".field-error", Label).update(error or "")
+        self.set_class(error is not None, "-invalid")
+
+    def focus_input(self) -> None:
+        self.query_one("#input").focus()
+
+    def _changed(self) -> None:
+        value, error = parse_value(self.question, self.raw_value())
+        self.show_error(error)
+        self.post_message(self.Changed(self, value, error))
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self._changed()
+
+    def on_switch_changed(self, event: Switch.Changed) -> None:
+        event.stop()
+        self._changed()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        event.stop()
+        self._changed()
+
+    def on_selection_list_selected_changed(self, event: SelectionList.SelectedChanged[str]) -> None:
+        event.stop()
+        self._changed()
