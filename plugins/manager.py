@@ -36,6 +36,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "tunewise.methods.lora",
     "tunewise.methods.continual_pretraining",
     "tunewise.methods.rlhf",
+    "tunewise.advisor.default_hardware",
 )
 """Built-in plugins, registered through the same hooks as third-party ones (like datasette's)."""
 

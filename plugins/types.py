@@ -39,6 +39,10 @@ class DataProfile:
     preference_pairs: int = 0
     human_raters: bool = False
     path: str | None = None
+    avg_tokens_per_example: float | None = None
+    """Mean tokens per labeled example / preference record (set by the audit; None = assume a typical size)."""
+    document_tokens: int | None = None
+    """Tokens in the reference documents (set by the audit; None = estimate from ``documents``)."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,10 @@ class Profile:
     latency_sensitive: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Answers to plugin-contributed questions, keyed by question id."""
+    training_tokens: int | None = None
+    """Tokens a training run processes in all (all epochs); None = derived from the data counts."""
+    seq_len: int | None = None
+    """Training sequence length; None = the method's default (capped by the model's context)."""
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(self)
@@ -113,6 +121,11 @@ class Hardware:
     aliases: tuple[str, ...] = ()
     source: str = ""
     kind: Literal["gpu", "cpu"] = "gpu"
+    memory_bandwidth_gbps: float = 0.0
+    """Memory bandwidth in GB/s (bounds token generation speed); 0 = unknown."""
+    calibration: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Probe measurements on this hardware by method id (``mfu``, ``memory_offset_gb``, ``measured_at`` …);
+    the advisor attaches them from its calibration store and quotes use them instead of defaults."""
 
 
 @dataclass(frozen=True)
@@ -151,6 +164,10 @@ class Quote:
     per_query: Mapping[str, float] = field(default_factory=dict)
     """For inference-time methods: extra tokens and dollars per query, setup cost, break-even."""
     assumptions: Mapping[str, Any] = field(default_factory=dict)
+    stages: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Per-stage figures of a multi-stage method (e.g. RLHF: sft, reward_model, grpo)."""
+    alternatives: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Cheaper or different variants quoted alongside (e.g. RLHF's DPO), same keys as the quote."""
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(self)

@@ -1,0 +1,1 @@
+"""Data files of the advisor (the hardware catalogue); no code."""
