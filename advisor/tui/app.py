@@ -82,6 +82,12 @@ class TunewiseApp(App[int]):
         from tunewise.advisor.tui.screens.interview import InterviewScreen
 
         assert self.consultation is not None
+        stack = self.screen_stack
+        for position, screen in enumerate(stack):
+            if isinstance(screen, InterviewScreen) and screen.index == index:
+                for _ in range(len(stack) - 1 - position):  # back to it: later topics keep their answers
+                    self.pop_screen()
+                return
         self.push_screen(InterviewScreen(index))
 
     def ask_answers_file(self) -> None:

@@ -7,11 +7,11 @@ interview's full validation (the answers loader) still runs when leaving a topic
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from textual.app import ComposeResult
-from textual.containers import Vertical
 from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Input, Label, Select, SelectionList, Static, Switch
@@ -26,6 +26,17 @@ def show_value(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, (list, tuple)):
         return ", ".join(str(v) for v in value) or "none"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def show_input(value: Any) -> str:
+    """A value as the text an input field starts with (whole floats without '.0')."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
     return str(value)
 
 
@@ -78,22 +89,36 @@ class QuestionField(Widget):
         def control(self) -> QuestionField:
             return self.field
 
-    def __init__(self, question: Question, value: Any = None) -> None:
+    def __init__(self, question: Question, value: Any = None,
+                 check: Callable[[Question, Any], Any] | None = None) -> None:
+        """``check(question, raw)`` parses and validates (ValueError = invalid); default: :func:`parse_value`."""
         super().__init__(id=f"q-{question.id.replace('.', '-')}")
         self.question = question
         self.initial = question.default if value is None and question.type != "path" else value
+        self.check = check
         self.error: str | None = None
+
+    def _parse(self) -> tuple[Any, str | None]:
+        raw = self.raw_value()
+        if self.check is None:
+            return parse_value(self.question, raw)
+        try:
+            return self.check(self.question, raw), None
+        except ValueError as exc:
+            return raw, str(exc)
 
     def compose(self) -> ComposeResult:
         q = self.question
-        with Vertical():
-            yield Label(q.text, classes="question-text")
-            yield self._input()
-            yield Label("", classes="field-error")
-            if q.help:
-                yield Static(q.help, classes="question-help", markup=False)
-            if q.default not in (None, "") or q.type == "bool":
-                yield Label(f"default: {show_value(q.default)}", classes="question-default", markup=False)
+        yield Label(q.text, classes="question-text")
+        yield self._input()
+        yield Label("", classes="field-error")
+        if q.help:
+            yield Static(q.help, classes="question-help", markup=False)
+        if q.default not in (None, "", []) or q.type == "bool":
+            yield Label(f"default: {show_value(q.default)}", classes="question-default", markup=False)
+
+    def on_mount(self) -> None:
+        self.query_one(".field-error", Label).display = False
 
     def _input(self) -> Widget:
         q, value = self.question, self.initial
@@ -106,10 +131,10 @@ class QuestionField(Widget):
         if q.type == "multi":
             chosen = set(value or ())
             return SelectionList[str](*((c, c, c in chosen) for c in q.choices), id="input")
-        kind = {"int": "integer", "float": "number"}.get(q.type, "text")
+        # With a checker, numbers are typed freely ("500M", "2e9") and the checker parses them.
+        kind = "text" if self.check else {"int": "integer", "float": "number"}.get(q.type, "text")
         placeholder = "optional: a file or folder to audit" if q.type == "path" else ""
-        return Input(value="" if value is None else str(value), type=kind, placeholder=placeholder,  # type: ignore[arg-type]
-                     id="input")
+        return Input(value=show_input(value), type=kind, placeholder=placeholder, id="input")  # type: ignore[arg-type]
 
     def raw_value(self) -> Any:
         widget = self.query_one("#input")
@@ -124,24 +149,26 @@ class QuestionField(Widget):
 
     @property
     def value(self) -> Any:
-        return parse_value(self.question, self.raw_value())[0]
+        return self._parse()[0]
 
     def validate_now(self) -> str | None:
         """Check the current value, show or clear the error, and return it."""
-        _, error = parse_value(self.question, self.raw_value())
+        _, error = self._parse()
         self.show_error(error)
         return error
 
     def show_error(self, error: str | None) -> None:
         self.error = error
-        self.query_one(".field-error", Label).update(error or "")
+        label = self.query_one(".field-error", Label)
+        label.update(error or "")
+        label.display = error is not None
         self.set_class(error is not None, "-invalid")
 
     def focus_input(self) -> None:
         self.query_one("#input").focus()
 
     def _changed(self) -> None:
-        value, error = parse_value(self.question, self.raw_value())
+        value, error = self._parse()
         self.show_error(error)
         self.post_message(self.Changed(self, value, error))
 
