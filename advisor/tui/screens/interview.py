@@ -34,7 +34,8 @@ class InterviewScreen(TunewiseScreen):
 
     @property
     def topic(self) -> Any:
-        return self.tw.consultation.topics[self.index]  # type: ignore[union-attr]
+        assert self.tw.consultation is not None
+        return self.tw.consultation.topics[self.index]
 
     def compose(self) -> ComposeResult:
         consultation = self.tw.consultation
@@ -129,7 +130,7 @@ class InterviewScreen(TunewiseScreen):
     def action_back(self) -> None:
         for field in self.query(QuestionField):  # keep what is valid, even when going back
             if field.display and field.validate_now() is None:
-                self.tw.consultation.set(field.question.id, field.value)  # type: ignore[union-attr]
+                self.tw.consultation.set(field.question.id, field.value)
         self.app.pop_screen()
 
     def action_save(self) -> None:
