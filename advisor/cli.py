@@ -11,6 +11,8 @@ COMMANDS: dict[str, str] = {
     "plugins": "list plugins, their methods and hooks, and plugin failures",
     "model": "show or prepare the model (default: the embedded SmolLM2-135M-Instruct)",
     "tui": "open the interactive app (default when no command is given)",
+    "recommend": "rank all methods for an answers file, with quotes and reasons",
+    "estimate": "quote one method: FLOPs, GPU-hours, wall time, dollars, memory",
 }
 """Subcommand -> one-line help; the code lives in ``tunewise.advisor.commands.<name>``."""
 

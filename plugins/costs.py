@@ -526,3 +526,90 @@ def breakeven_days(upfront_usd: float, saving_per_query_usd: float, queries_per_
     if upfront_usd <= 0:
         return 0.0
     return math.inf if daily <= 0 else upfront_usd / daily
+
+
+def inference_quote(
+    method: str,
+    shape: ModelShape,
+    hardware: Hardware,
+    *,
+    extra_prompt_tokens: float,
+    queries_per_day: float,
+    base_prompt_tokens: float = 300,
+    output_tokens: float = 300,
+    setup_flops: float = 0.0,
+    setup_mfu: float = PREFILL_MFU,
+    finetune_usd: tuple[float, float] | None = None,
+    assumptions: Mapping[str, Any] | None = None,
+) -> Quote:
+    """A quote for a method that adds ``extra_prompt_tokens`` to every query instead of training.
+
+    Up-front cost is ``setup_flops`` (e.g. embedding documents for an index) on one device. Per query:
+    the dollars of serving the longer prompt (:func:`query_usd`) and the extra over a plain prompt.
+    With ``finetune_usd`` (a fine-tune's low/high cost) the break-even says after how many days at
+    ``queries_per_day`` the extra per-query cost exceeds training once (absent: it never does).
+    """
+    setup_hours = compute_seconds(setup_flops, hardware, 1, setup_mfu) / 3600
+    setup_low, setup_high = usd(setup_hours, hardware)
+    with_low, with_high = query_usd(shape, hardware, base_prompt_tokens + extra_prompt_tokens, output_tokens)
+    plain_low, plain_high = query_usd(shape, hardware, base_prompt_tokens, output_tokens)
+    extra_low, extra_high = with_low - plain_low, with_high - plain_high
+    extra_latency = 2 * shape.params * extra_prompt_tokens / (hardware.peak_tflops * 1e12 * PREFILL_MFU)
+    per_query: dict[str, float] = {
+        "extra_prompt_tokens": float(extra_prompt_tokens),
+        "extra_latency_s": extra_latency,
+        "usd_per_query_low": with_low,
+        "usd_per_query_high": with_high,
+        "extra_usd_per_query_low": extra_low,
+        "extra_usd_per_query_high": extra_high,
+        "extra_usd_per_day_low": extra_low * queries_per_day,
+        "extra_usd_per_day_high": extra_high * queries_per_day,
+        "setup_usd_low": setup_low,
+        "setup_usd_high": setup_high,
+    }
+    notes: dict[str, Any] = {}
+    if finetune_usd is not None:
+        # Low with low and high with high: both scale with the same $/GPU-hour.
+        for tag, ft, extra in (("low", finetune_usd[0], extra_low), ("high", finetune_usd[1], extra_high)):
+            days = breakeven_days(ft, extra, queries_per_day)
+            if math.isfinite(days):
+                per_query[f"breakeven_days_{tag}"] = days
+        if "breakeven_days_low" not in per_query:
+            notes["breakeven"] = "never: the longer prompt costs nothing extra here (own hardware) or no queries"
+        else:
+            notes["breakeven"] = ("days of queries after which training once (LoRA) would have cost less "
+                                  "than the longer prompts")
+    context = base_prompt_tokens + extra_prompt_tokens + output_tokens
+    parts = inference_memory(shape, int(context), SERVING_BATCH, hardware)
+    fits = total_gb(parts) <= hardware.memory_gb
+    all_assumptions: dict[str, Any] = {
+        "prefill_mfu": PREFILL_MFU,
+        "serving_batch": SERVING_BATCH,
+        "dtype": "bf16 weights and KV cache",
+        "base_prompt_tokens": base_prompt_tokens,
+        "output_tokens": output_tokens,
+        "queries_per_day": queries_per_day,
+        "context_tokens": int(context),
+        "model_params": int(shape.params),
+        "model_shape": shape.source,
+        "hardware": f"{hardware.name}: {hardware.peak_tflops:g} TFLOP/s bf16, {hardware.memory_gb:g} GB, "
+                    f"{hardware.memory_bandwidth_gbps:g} GB/s, ${hardware.usd_per_hour_low:g}–"
+                    f"{hardware.usd_per_hour_high:g}/h",
+        **notes,
+        **(assumptions or {}),
+    }
+    fixes: tuple[str, ...] = ()
+    if not fits:
+        weights = parts["weights"]
+        fixes = (f"serve with a 4-bit quantised model: ≈{weights * NF4_BYTES / BF16_BYTES + parts['kv_cache'] + parts['overhead']:.1f} GB",
+                 "serve on more GPUs with tensor parallelism", "a smaller model")
+    if context > shape.context:
+        fixes = (*fixes, f"the prompt ({int(context):,} tokens) exceeds the model's context of {shape.context:,}: "
+                         "fewer examples or passages")
+        fits = False
+    return Quote(
+        method=method, flops=setup_flops, gpu_hours=setup_hours, wall_hours=setup_hours, usd_low=setup_low,
+        usd_high=setup_high, peak_memory_gb=round(total_gb(parts), 3), fits=fits,
+        memory_breakdown_gb={k: round(v, 3) for k, v in parts.items()}, fixes=fixes,
+        human_time=dict(HUMAN_TIME.get(method, {})), per_query=per_query, assumptions=all_assumptions,
+    )
