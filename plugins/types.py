@@ -187,6 +187,10 @@ class Plan:
     output_dir: str = "runs/latest"
     source: str | None = None
     """The plan file it was read from, for messages."""
+    resume: bool = False
+    """Continue from the last complete checkpoint in ``output_dir`` (``tunewise run --resume``)."""
+    force: bool = False
+    """Resume despite a checkpoint/plan mismatch, or start over in a folder holding an earlier run."""
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(self)
@@ -203,6 +207,11 @@ class RunResult:
     artifacts: Mapping[str, str] = field(default_factory=dict)
     report: str | None = None
     message: str = ""
+    output_dir: str = ""
+    steps: int = 0
+    """Optimizer steps done (training methods)."""
+    peak_memory_gb: float = 0.0
+    wall_s: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(self)
