@@ -234,12 +234,14 @@ def _needs_training(method_id: str, cls: Any) -> bool:
     return bool(flag) if flag is not None else method_id not in NO_TRAINING_METHODS
 
 
-def order(fits: Sequence[Fit], needs_training: Mapping[str, bool]) -> list[Fit]:
-    """Best first: sufficient no-training methods, then by score (ties: no training first, then id)."""
+def order(fits: Sequence[Fit], needs_training: Mapping[str, bool], failed: frozenset[str] = frozenset()) -> list[Fit]:
+    """Best first: sufficient no-training methods, then by score (ties: no training first, then id);
+    methods that failed to score or quote (``failed``) last."""
     def key(fit: Fit) -> tuple[int, float, int, str]:
         trains = needs_training.get(fit.method, True)
         sufficient = not trains and not fit.blockers and fit.score >= SUFFICIENT_SCORE
-        return (0 if sufficient else 1, -fit.score, 1 if trains else 0, fit.method)
+        group = 2 if fit.method in failed else (0 if sufficient else 1)
+        return (group, -fit.score, 1 if trains else 0, fit.method)
 
     return sorted(fits, key=key)
 
@@ -284,7 +286,7 @@ def rank(profile: Profile, hardware: Hardware | None = None) -> Ranking:
             quote = None
         quotes[method_id] = quote
         fits[method_id] = apply_cost_rules(fit, quote, profile, hw)
-    ranked = order(list(fits.values()), trains)
+    ranked = order(list(fits.values()), trains, frozenset(errors))
     for fit in ranked:
         if not trains[fit.method] and not fit.blockers and fit.score >= SUFFICIENT_SCORE:
             fits[fit.method] = replace(fit, reasons=(*fit.reasons, "no training needed: this suffices for your "

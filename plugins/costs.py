@@ -439,7 +439,7 @@ def training_quote(
         parts = training_memory(shape, setup, hardware, kind, extra_frozen_params)
         if not _fits(parts, hardware, offset) and not setup.recompute:
             setup = replace(setup, recompute=True)
-            notes["recompute"] = "on (needed to fit in memory)"
+            notes["recompute_note"] = "turned on: needed to fit in memory"
         parts = training_memory(shape, setup, hardware, kind, extra_frozen_params)
         if kind == "lora" and not _fits(parts, hardware, offset) and not setup.quantized_base:
             setup = replace(setup, quantized_base=True)
@@ -523,9 +523,9 @@ def query_usd(shape: ModelShape, hardware: Hardware, prompt_tokens: float, outpu
 def breakeven_days(upfront_usd: float, saving_per_query_usd: float, queries_per_day: float) -> float:
     """Days until a one-off cost is repaid by a per-query saving (inf when it never is)."""
     daily = saving_per_query_usd * queries_per_day
-    if upfront_usd <= 0:
-        return 0.0
-    return math.inf if daily <= 0 else upfront_usd / daily
+    if daily <= 0:
+        return math.inf
+    return max(0.0, upfront_usd) / daily
 
 
 def inference_quote(

@@ -41,6 +41,10 @@ RULES: tuple[Rule, ...] = (
                    "(ZeRO-3/FSDP)"),
     Rule("single-device", lambda p: p.hardware.gpus == 1, -0.05,
          lambda p: f"one {p.hardware.gpu}: full fine-tuning holds ≈16 bytes per parameter on it"),
+    Rule("corpus-shift", lambda p: has_goal(p, "language", "domain") and p.data.unlabeled_tokens >= 100_000_000,
+         -0.1, lambda p: f"your {count(p.data.unlabeled_tokens)} tokens of raw text teach "
+                         f"{said_goals(p, 'language', 'domain')} fluency better than labeled pairs do: continual "
+                         "pretraining first, then fine-tune"),
     Rule("only-knowledge", lambda p: p.goals == ("knowledge",), -0.25,
          lambda p: 'your only goal is "knowledge": retrieval gives facts with sources; training bakes them in '
                    "without citations"),
