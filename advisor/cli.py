@@ -13,6 +13,7 @@ COMMANDS: dict[str, str] = {
     "tui": "open the interactive app (default when no command is given)",
     "recommend": "rank all methods for an answers file, with quotes and reasons",
     "estimate": "quote one method: FLOPs, GPU-hours, wall time, dollars, memory",
+    "audit": "check a data file or folder: shape, rows, tokens, duplicates, problems",
 }
 """Subcommand -> one-line help; the code lives in ``tunewise.advisor.commands.<name>``."""
 
