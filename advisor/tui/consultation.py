@@ -179,6 +179,46 @@ class Consultation:
         value = self.answers.get("data.path")
         return str(value) if value else None
 
+    # -- advice (slow: the app calls these from workers) ------------------------------------------
+
+    def run_audit(self) -> Any:
+        """Audit the data path with the chosen model's tokenizer; the report feeds the ranking."""
+        from tunewise.advisor.audit import audit
+
+        path = self.data_path()
+        if path is None:
+            raise ValueError("no data path was given")
+        report = audit(path, model=self.answers.get("model.name") or None)
+        self.audit = report
+        self.ranking = None
+        self.log.record("audit", {"path": path, "report": report.to_dict()})
+        return report
+
+    def advised_profile(self) -> Profile:
+        """The profile the ranking sees: the answers, with the audit's counts when there is one."""
+        profile = self.profile()
+        if self.audit is not None:
+            from tunewise.advisor.audit import apply_audit
+
+            profile = apply_audit(profile, self.audit)
+        return profile
+
+    def run_ranking(self) -> Any:
+        """Score, quote and rank every registered method for these answers."""
+        from tunewise.advisor.ranking import rank
+
+        ranking = rank(self.advised_profile())
+        self.ranking = ranking
+        self.log.record("ranking", {"ranking": ranking.to_dict()})
+        return ranking
+
+    def choose(self, method_id: str) -> None:
+        self.chosen_method = method_id
+        rank = None
+        if self.ranking is not None:
+            rank = next((r.rank for r in self.ranking.recommendations if r.method == method_id), None)
+        self.log.record("plan", {"chosen": method_id, "rank": rank})
+
     # -- decision log --------------------------------------------------------------------------
 
     def record_answers(self) -> None:
