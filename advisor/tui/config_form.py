@@ -1,4 +1,4 @@
-"""A method's config dataclass seen as form questions, and the form's values turned back into a config.
+"""The plan form: a method's config dataclass as form questions, and form values back into plan YAML.
 
 Config classes follow trl's style: ``field(default=..., metadata={"help": ...})``. Each field
 becomes a :class:`Question` (type from the annotation, choices from a ``Literal``, help from the
@@ -8,9 +8,12 @@ metadata) so the plan screen reuses the interview's field widget.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tunewise.plugins.types import Question
@@ -49,7 +52,7 @@ def field_question(field: dataclasses.Field[Any], annotation: Any, prefix: str =
     if isinstance(default, (list, tuple)):
         default = ", ".join(str(v) for v in default)
     help_text = str(field.metadata.get("help", "")) if field.metadata else ""
-    return Question(id=prefix + field.name, text=field.name.replace("_", " "), help=help_text, type=kind,
+    return Question(id=prefix + field.name, text=field.name, help=help_text, type=kind,
                     default=default, choices=choices, topic="config")
 
 
@@ -110,3 +113,113 @@ def _plain(value: Any) -> Any:
     if isinstance(value, tuple):
         return list(value)
     return value
+
+
+# -- plans -----------------------------------------------------------------------------------------
+
+PLAN_PREFIX = "plan."
+CONFIG_PREFIX = "config."
+TRAINING_PREFIX = "training."
+
+
+@dataclass(frozen=True)
+class PlanSection:
+    title: str
+    prefix: str
+    questions: tuple[Question, ...]
+    settings_class: type[Any] | None = None
+
+
+def plan_sections(method_id: str, config_class: type[Any] | None, *, model: str | None = None,
+                  data: str | None = None, output_dir: str | None = None) -> list[PlanSection]:
+    """The plan form: where (model, data, output), the method's own settings, the training settings."""
+    where = (
+        Question(PLAN_PREFIX + "model", "model", "a local model folder or a Hugging Face id in your cache; "
+                 "empty = the embedded SmolLM2-135M-Instruct", "text", model or ""),
+        Question(PLAN_PREFIX + "data", "data", "a data file or folder (several: separate them with commas)",
+                 "text", data or ""),
+        Question(PLAN_PREFIX + "output_dir", "output folder", "where checkpoints, the trained model, the "
+                 "events and the report go", "text", output_dir or f"runs/{method_id}"),
+    )
+    sections = [PlanSection("Plan", PLAN_PREFIX, where)]
+    if config_class is not None:
+        sections.append(PlanSection("Method settings", CONFIG_PREFIX,
+                                    tuple(config_questions(config_class, CONFIG_PREFIX)), config_class))
+        training_class = getattr(config_class, "training_settings", None)
+        if training_class is not None:
+            sections.append(PlanSection("Training settings", TRAINING_PREFIX,
+                                        tuple(config_questions(training_class, TRAINING_PREFIX)), training_class))
+    return sections
+
+
+def plan_document(method_id: str, sections: list[PlanSection], values: Mapping[str, Any]
+                  ) -> tuple[dict[str, Any], dict[str, str]]:
+    """The plan mapping from form values (question id -> value) and the per-field conversion errors."""
+    errors: dict[str, str] = {}
+    model = str(values.get(PLAN_PREFIX + "model") or "").strip() or None
+    data_items = [d.strip() for d in str(values.get(PLAN_PREFIX + "data") or "").split(",") if d.strip()]
+    document: dict[str, Any] = {
+        "method": method_id,
+        "model": model,
+        "data": [str(Path(d).expanduser().resolve()) for d in data_items],
+        "output_dir": str(values.get(PLAN_PREFIX + "output_dir") or "").strip() or f"runs/{method_id}",
+    }
+    if len(document["data"]) == 1:
+        document["data"] = document["data"][0]
+    for section in sections:
+        if section.settings_class is None:
+            continue
+        hints = typing.get_type_hints(section.settings_class)
+        block: dict[str, Any] = {}
+        for question in section.questions:
+            name = question.id.removeprefix(section.prefix)
+            try:
+                block[name] = _plain(_convert(values.get(question.id, question.default), hints.get(name, str), name))
+            except (TypeError, ValueError) as exc:
+                errors[question.id] = str(exc)
+        document[section.prefix.rstrip(".")] = block
+    return document, errors
+
+
+def _yaml_value(value: Any) -> str:
+    import yaml
+
+    text = yaml.safe_dump([value], default_flow_style=True, allow_unicode=True, width=1000).strip()
+    return text[1:-1]
+
+
+def plan_yaml(document: Mapping[str, Any], sections: list[PlanSection], command: str) -> str:
+    """The plan as YAML with each setting's help as a comment (torchtune-style), ready for ``tunewise run``."""
+    helps = {q.id: q.help for s in sections for q in s.questions}
+    lines = [f"# tunewise plan for {document['method']}, written by the app.", f"# Run it: {command}"]
+    for key in ("method", "model", "data", "output_dir"):
+        line = f"{key}: {_yaml_value(document[key])}"
+        help_text = helps.get(PLAN_PREFIX + key, "")
+        lines.append(f"{line}  # {help_text}" if help_text else line)
+    for block_name in ("config", "training"):
+        block = document.get(block_name)
+        if not block:
+            continue
+        lines.append(f"{block_name}:")
+        for name, value in block.items():
+            help_text = helps.get(f"{block_name}.{name}", "").replace("\n", " ")
+            line = f"  {name}: {_yaml_value(value)}"
+            lines.append(f"{line}  # {help_text}" if help_text else line)
+    return "\n".join(lines) + "\n"
+
+
+PLAN_PROBLEM = re.compile(r"^\s*\S.*?:(\d+): (?P<field>[A-Za-z_][\w.]*(?:\[\d+\])?): (?P<message>.*)$")
+
+
+def plan_problems(message: str) -> dict[str, str]:
+    """``PlanError`` text -> question id -> problem (``data[0]`` and ``model`` map to the plan section)."""
+    out: dict[str, str] = {}
+    for line in message.splitlines():
+        match = PLAN_PROBLEM.match(line)
+        if not match:
+            continue
+        field_path = re.sub(r"\[\d+\]$", "", match.group("field"))
+        if not field_path.startswith((CONFIG_PREFIX, TRAINING_PREFIX)):
+            field_path = PLAN_PREFIX + field_path
+        out.setdefault(field_path, match.group("message"))
+    return out
