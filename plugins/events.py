@@ -36,7 +36,7 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
-def make_event(kind: str, **fields: Any) -> dict[str, Any]:
+def make_event(kind: str, /, **fields: Any) -> dict[str, Any]:
     """A stamped event dict; unknown kinds and missing required fields raise ``ValueError``."""
     if kind not in REQUIRED_FIELDS:
         raise ValueError(f"unknown event kind {kind!r}; expected one of {', '.join(EVENT_KINDS)}")
@@ -64,7 +64,7 @@ class JsonlEventWriter:
     def __init__(self, *streams: IO[str]) -> None:
         self.streams = streams
 
-    def __call__(self, kind: str, **fields: Any) -> None:
+    def __call__(self, kind: str, /, **fields: Any) -> None:
         line = json.dumps(make_event(kind, **fields), default=str)
         for stream in self.streams:
             stream.write(line + "\n")
