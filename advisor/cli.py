@@ -14,6 +14,7 @@ COMMANDS: dict[str, str] = {
     "recommend": "rank all methods for an answers file, with quotes and reasons",
     "estimate": "quote one method: FLOPs, GPU-hours, wall time, dollars, memory",
     "audit": "check a data file or folder: shape, rows, tokens, duplicates, problems",
+    "run": "run a plan file end to end: evaluate, train, evaluate, save, report",
 }
 """Subcommand -> one-line help; the code lives in ``tunewise.advisor.commands.<name>``."""
 

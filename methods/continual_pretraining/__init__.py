@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tunewise.methods._builtin import BuiltinMethod
+from tunewise.methods.continual_pretraining.config import ContinualPretrainingConfig
 from tunewise.plugins import hookimpl
 
 
@@ -10,6 +11,7 @@ class ContinualPretrainingMethod(BuiltinMethod):
     id = "continual_pretraining"
     title = "Continual pretraining"
     summary = "Keep pretraining on raw domain or language text (next-token prediction)."
+    config_class = ContinualPretrainingConfig
 
 
 @hookimpl

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tunewise.methods._builtin import BuiltinMethod
+from tunewise.methods.lora.config import LoraConfig
 from tunewise.plugins import hookimpl
 
 
@@ -10,6 +11,7 @@ class LoraMethod(BuiltinMethod):
     id = "lora"
     title = "LoRA / QLoRA"
     summary = "Train small low-rank adapters on a frozen (optionally 4-bit) base model."
+    config_class = LoraConfig
 
 
 @hookimpl

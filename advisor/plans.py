@@ -1,0 +1,338 @@
+"""Plan files: YAML in, a validated :class:`~tunewise.plugins.types.Plan` out (no torch).
+
+A plan names a method, a model, data, the method's ``config`` (its ``config_class`` fields) and
+shared ``training`` settings (the ``training_settings`` class its config class names, if any)::
+
+    method: lora                      # a registered method id
+    model: null                       # null = the embedded SmolLM2-135M-Instruct; or a local folder / cached hub id
+    data: ../data/support_chat.jsonl  # one path or a list
+    output_dir: runs/lora
+    config: {r: 8, alpha: 32}
+    training: {epochs: 2, learning_rate: 2.0e-4}
+
+Every problem is reported at once, each with the plan file, the YAML line and the field path
+(``plan.yaml:9: training.learning_rate: must be between 0 and 1, got 5``).
+
+Path policy: relative ``data`` paths resolve against the folder holding the plan file (so a plan
+and its data travel together); ``~`` is expanded; absolute paths and ``..`` are accepted as
+written, and every data path must exist when the plan is loaded. ``output_dir`` is relative to the
+directory ``tunewise run`` is started from (outputs land where you work); default
+``runs/<plan file name>``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from tunewise.plugins.errors import TunewiseError
+from tunewise.plugins.types import Plan
+
+TOP_LEVEL = ("method", "model", "data", "output_dir", "config", "training")
+
+
+class PlanError(TunewiseError):
+    """A plan file that cannot be run as written; the message lists ``file:line: field: problem``."""
+
+
+Path_ = tuple[str | int, ...]
+
+
+class _Lines:
+    """YAML line numbers of every key and value, by field path (from the composed node tree)."""
+
+    def __init__(self) -> None:
+        self.value: dict[Path_, int] = {}
+        self.key: dict[Path_, int] = {}
+        self.duplicates: list[tuple[Path_, int]] = []
+
+    def walk(self, node: yaml.Node, path: Path_ = ()) -> None:
+        self.value[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key_node, value_node in node.value:
+                key = key_node.value
+                child = (*path, key)
+                if key in seen:
+                    self.duplicates.append((child, key_node.start_mark.line + 1))
+                seen.add(key)
+                self.key[child] = key_node.start_mark.line + 1
+                self.walk(value_node, child)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self.walk(item, (*path, i))
+
+    def line(self, path: Path_) -> int:
+        while path:
+            if path in self.value:
+                return self.value[path]
+            path = path[:-1]
+        return self.value.get((), 1)
+
+
+def _dotted(path: Path_) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+class _Problems:
+    def __init__(self, source: str, lines: _Lines) -> None:
+        self.source = source
+        self.lines = lines
+        self.items: list[tuple[int, str]] = []
+
+    def add(self, path: Path_, message: str, *, at_key: bool = False) -> None:
+        line = self.lines.key.get(path) if at_key else None
+        line = line or self.lines.line(path)
+        self.items.append((line, f"{_dotted(path)}: {message}" if path else message))
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            listed = "\n".join(f"  {self.source}:{line}: {msg}" for line, msg in sorted(self.items))
+            count = len(self.items)
+            raise PlanError(f"{self.source}: {count} problem{'s' if count > 1 else ''} in the plan:\n{listed}")
+
+
+# -- typed fields ------------------------------------------------------------------------------
+
+
+def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return annotation, False
+
+
+def _type_name(annotation: Any) -> str:
+    annotation, optional = _unwrap_optional(annotation)
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        name = "one of " + ", ".join(str(a) for a in typing.get_args(annotation))
+    elif origin in (tuple, list):
+        name = "a list"
+    else:
+        name = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}.get(
+            annotation, getattr(annotation, "__name__", str(annotation)))
+    return name + (" or null" if optional else "")
+
+
+def coerce(value: Any, annotation: Any) -> Any:
+    """``value`` as the annotated type; raises ``ValueError`` saying what was expected.
+
+    YAML 1.1 reads ``2e-4`` (no dot) as text, so number fields also accept numeric text.
+    """
+    annotation, optional = _unwrap_optional(annotation)
+    if value is None:
+        if optional:
+            return None
+        raise ValueError(f"must be {_type_name(annotation)}, got null")
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        allowed = typing.get_args(annotation)
+        if value in allowed:
+            return value
+        raise ValueError(f"must be one of {', '.join(str(a) for a in allowed)}, got {value!r}")
+    if origin in (tuple, list) or annotation in (tuple, list):
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list):
+            raise ValueError(f"must be a list, got {type(value).__name__}")
+        inner = [a for a in typing.get_args(annotation) if a is not Ellipsis]
+        if inner:
+            items = [coerce(item, inner[0]) for item in items]
+        return tuple(items) if (origin is tuple or annotation is tuple) else list(items)
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        raise ValueError(f"must be true or false, got {value!r}")
+    if annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ValueError(f"must be a whole number, got {value!r}")
+    if annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ValueError(f"must be a number, got {value!r}")
+    if annotation is str:
+        if isinstance(value, str):
+            return value
+        raise ValueError(f"must be text, got {value!r}")
+    return value
+
+
+def _build_section(cls: type, values: Any, section: str, problems: _Problems) -> dict[str, Any]:
+    """Typed values of a config-like dataclass section, reporting unknown fields and bad types."""
+    if values is None:
+        return {}
+    if not isinstance(values, Mapping):
+        problems.add((section,), f"must be a mapping of settings, got {type(values).__name__}")
+        return {}
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in fields:
+            known = ", ".join(fields)
+            problems.add((section, key), f"unknown field; {cls.__name__} has: {known}", at_key=True)
+            continue
+        try:
+            out[key] = coerce(value, hints.get(key, Any))
+        except ValueError as exc:
+            problems.add((section, key), str(exc))
+    try:
+        instance = cls(**out)
+    except (TypeError, ValueError, TunewiseError) as exc:
+        problems.add((section,), str(exc))
+        return out
+    check = getattr(instance, "problems", None)
+    for name, message in check() if callable(check) else []:
+        if name in out:  # defaults are the class's business, not the plan's
+            problems.add((section, name), message)
+    return out
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+# -- loading ---------------------------------------------------------------------------------------
+
+
+def _method_classes(method_id: str) -> tuple[type | None, type | None]:
+    """(config class, training settings class) of a registered method; raises for unknown ids."""
+    from tunewise.plugins.manager import get_host
+
+    cls = get_host().methods.get(method_id)
+    if cls is None:
+        raise KeyError(method_id)
+    config_class = getattr(cls, "config_class", None)
+    training_class = getattr(config_class, "training_settings", None) if config_class else None
+    return config_class, training_class
+
+
+def parse_plan(text: str, source: str = "plan.yaml", base_dir: Path | None = None) -> Plan:
+    """Validate plan YAML ``text``; ``base_dir`` is where relative data paths start (the plan's folder)."""
+    base_dir = base_dir or Path.cwd()
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise PlanError(f"{source}{line}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    lines = _Lines()
+    if root is not None:
+        lines.walk(root)
+    problems = _Problems(source, lines)
+    if not isinstance(data, dict):
+        problems.add((), "a plan is a mapping with at least `method:` and `data:`")
+        problems.raise_if_any()
+    for path, _line in lines.duplicates:
+        problems.add(path, "given twice (the second value would silently win)", at_key=True)
+    for key in data:
+        if key not in TOP_LEVEL:
+            problems.add((key,), f"unknown field; a plan has: {', '.join(TOP_LEVEL)}", at_key=True)
+
+    method = data.get("method")
+    config_class = training_class = None
+    method_known = False
+    if not isinstance(method, str) or not method:
+        problems.add(("method",), "missing: name a method (e.g. lora, full_finetune, continual_pretraining)")
+    else:
+        try:
+            config_class, training_class = _method_classes(method)
+            method_known = True
+        except KeyError:
+            from tunewise.plugins.manager import get_host
+
+            problems.add(("method",), f"unknown method {method!r}; registered: {', '.join(sorted(get_host().methods))}")
+
+    model = data.get("model")
+    if model is not None and not isinstance(model, str):
+        problems.add(("model",), f"must be a local model folder, a cached hub id or null, got {model!r}")
+
+    raw_data = data.get("data")
+    paths: list[str] = []
+    if raw_data is None:
+        problems.add(("data",), "missing: give a data file or folder (or a list of them)")
+    else:
+        items = [raw_data] if isinstance(raw_data, str) else raw_data
+        if not isinstance(items, list) or not items:
+            problems.add(("data",), "must be a path or a non-empty list of paths")
+            items = []
+        for i, item in enumerate(items):
+            where: Path_ = ("data",) if isinstance(raw_data, str) else ("data", i)
+            if not isinstance(item, str) or not item.strip():
+                problems.add(where, f"must be a path, got {item!r}")
+                continue
+            resolved = resolve_data_path(item, base_dir)
+            if not resolved.exists():
+                problems.add(where, f"{item} does not exist (resolved to {resolved}; relative paths start at "
+                                    f"the plan's folder {base_dir})")
+            paths.append(str(resolved))
+
+    output_dir = data.get("output_dir")
+    if output_dir is not None and (not isinstance(output_dir, str) or not output_dir.strip()):
+        problems.add(("output_dir",), f"must be a folder path, got {output_dir!r}")
+        output_dir = None
+    if output_dir is None:
+        output_dir = str(Path("runs") / Path(source).stem)
+
+    config: dict[str, Any] = {}
+    training: dict[str, Any] = {}
+    if config_class is not None:
+        config = _build_section(config_class, data.get("config"), "config", problems)
+    elif data.get("config") and method_known:
+        problems.add(("config",), f"method {method!r} takes no config settings", at_key=True)
+    if training_class is not None:
+        training = _build_section(training_class, data.get("training"), "training", problems)
+    elif data.get("training") and method_known:
+        problems.add(("training",), f"method {method!r} does not train; remove the training block", at_key=True)
+    problems.raise_if_any()
+    return Plan(
+        method=str(method), model=model, data=tuple(paths),
+        config={k: _plain(v) for k, v in config.items()}, training={k: _plain(v) for k, v in training.items()},
+        output_dir=str(output_dir), source=source,
+    )
+
+
+def resolve_data_path(item: str, base_dir: Path) -> Path:
+    """A plan's data path made absolute: ``~`` expanded, relative ones joined to the plan's folder."""
+    path = Path(item).expanduser()
+    return path if path.is_absolute() else (base_dir / path).resolve()
+
+
+def load_plan(path: str | Path) -> Plan:
+    """Read and validate a plan file (see the module docstring for the schema and path policy)."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise PlanError(f"{file}: no such plan file")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise PlanError(f"{file}: not UTF-8 text") from None
+    return parse_plan(text, source=str(file), base_dir=file.resolve().parent)
+
+
+def plan_to_yaml(plan: Plan) -> str:
+    """A plan as YAML (data paths as stored: absolute after :func:`load_plan`)."""
+    data: dict[str, Any] = {"method": plan.method, "model": plan.model,
+                            "data": list(plan.data) if len(plan.data) != 1 else plan.data[0],
+                            "output_dir": plan.output_dir}
+    if plan.config:
+        data["config"] = dict(plan.config)
+    if plan.training:
+        data["training"] = dict(plan.training)
+    return yaml.safe_dump(data, sort_keys=False)

@@ -1,0 +1,246 @@
+"""Running a plan in this process: what ``tunewise run`` does (the TUI starts that command as a subprocess).
+
+Order: the plan is validated, ``tunewise_before_run`` is called, the method runs with a
+:class:`RunSink` as its event sink, ``tunewise_after_run`` is called and an ``end`` event closes
+the stream. Events go as JSON lines to ``<output_dir>/events.jsonl`` (and stdout with
+``--events -``); a progress bar with loss, tokens/s and ETA goes to stderr. Training methods run
+their memory preflight themselves, before their model loads, because only they know what trains.
+
+Plugins' ``tunewise_training_callbacks`` objects are fed from the same events: ``on_step(step,
+metrics)`` for progress, ``on_eval(step, metrics)`` for evaluations and ``on_end(result)``. A
+callback that returns ``True`` from ``on_step`` or ``on_eval`` asks the run to stop early (the
+training loop checks :attr:`RunSink.stop_requested` after every step, checkpoints and finishes
+normally). A callback that raises is reported as a warning and dropped.
+
+SIGTERM and Ctrl-C cancel: the training loop checkpoints and the run ends with status
+``cancelled`` and exit code 130 (``--resume`` continues it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import IO, Any
+
+from tunewise.plugins.errors import TunewiseError
+from tunewise.plugins.events import JsonlEventWriter
+from tunewise.plugins.types import Plan, RunResult
+
+EXIT_CODES = {"completed": 0, "failed": 1, "cancelled": 130}
+_ERROR_KINDS = {"DataError": "data", "PlanError": "plan", "PlanSettingsError": "plan", "ResumeError": "resume",
+                "MethodNotRunnable": "not_runnable", "ModelNotFoundError": "model", "PluginError": "plugin"}
+
+
+class ProgressView:
+    """Progress on stderr: a rich bar on a terminal, plain lines (at most every few seconds) otherwise."""
+
+    PLAIN_INTERVAL_S = 5.0
+
+    def __init__(self, stream: IO[str]) -> None:
+        from rich.console import Console
+
+        self.console = Console(file=stream, stderr=stream is sys.stderr, soft_wrap=True)
+        self.live = self.console.is_terminal
+        self._progress: Any = None
+        self._task: Any = None
+        self._last_plain = 0.0
+
+    def _start_bar(self, total: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[speed]} tok/s"),
+            TextColumn("ETA {task.fields[eta]}"), console=self.console, transient=False,
+        )
+        self._task = self._progress.add_task("training", total=total, loss="–", speed="–", eta="–")
+        self._progress.start()
+
+    @staticmethod
+    def _eta(seconds: float | None) -> str:
+        if seconds is None:
+            return "–"
+        seconds = int(seconds)
+        return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind = event["event"]
+        if kind == "start":
+            self.console.print(f"[bold]{event['method']}[/bold] on {event.get('device', '?')}: "
+                               f"{event['total_steps']} steps")
+            if self.live:
+                self._start_bar(int(event["total_steps"]))
+        elif kind == "progress":
+            loss, speed, eta = f"{event['loss']:.4f}", f"{event['tokens_per_s']:,.0f}", self._eta(event.get("eta_s"))
+            if self._progress is not None:
+                self._progress.update(self._task, completed=event["step"], loss=loss, speed=speed, eta=eta)
+            elif time.monotonic() - self._last_plain >= self.PLAIN_INTERVAL_S or event["step"] == event["total_steps"]:
+                self._last_plain = time.monotonic()
+                self.console.print(f"step {event['step']}/{event['total_steps']}  loss {loss}  {speed} tok/s  ETA {eta}",
+                                   highlight=False)
+        elif kind == "eval":
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in event["metrics"].items() if k != "eval_tokens")
+            self.console.print(f"eval ({event['phase']}, step {event['step']}): {shown}", highlight=False)
+        elif kind == "checkpoint":
+            self.console.print(f"checkpoint {event['path']}", style="dim", highlight=False)
+        elif kind == "log":
+            style = "yellow" if event.get("level") == "warning" else "dim"
+            self.console.print(f"{event['level']}: {event['message']}", style=style, highlight=False)
+        elif kind == "error":
+            self.console.print(f"error ({event['kind']}): {event['message']}", style="red", highlight=False)
+        elif kind == "end":
+            self.close()
+            result = event.get("result") or {}
+            self.console.print(f"[bold]{event['status']}[/bold]: {result.get('message', '')}", highlight=False)
+            if result.get("report"):
+                self.console.print(f"report: {result['report']}", highlight=False)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+class RunSink:
+    """The event sink a method writes to during ``tunewise run``."""
+
+    def __init__(self, streams: Sequence[IO[str]], view: ProgressView | None = None,
+                 callbacks: Sequence[Any] = ()) -> None:
+        self._writer = JsonlEventWriter(*streams)
+        self.view = view
+        self.callbacks = list(callbacks)
+        self.stop_requested = False
+        self.peak_memory_gb = 0.0
+        self.last_error: str | None = None
+
+    def __call__(self, kind: str, /, **fields: Any) -> None:
+        from tunewise.plugins.events import make_event
+
+        if kind in ("progress", "end") and fields.get("peak_memory_gb"):
+            self.peak_memory_gb = max(self.peak_memory_gb, float(fields["peak_memory_gb"]))
+        if kind == "error":
+            self.last_error = str(fields.get("message"))
+        self._writer(kind, **fields)
+        if self.view is not None:
+            self.view(make_event(kind, **fields))
+        if kind == "progress":
+            metrics = {k: v for k, v in fields.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            self._dispatch("on_step", fields["step"], metrics)
+        elif kind == "eval":
+            self._dispatch("on_eval", fields["step"], dict(fields["metrics"]))
+
+    def _dispatch(self, name: str, *args: Any) -> None:
+        for callback in list(self.callbacks):
+            method = getattr(callback, name, None)
+            if method is None:
+                continue
+            try:
+                if method(*args) is True:
+                    self.stop_requested = True
+            except Exception as exc:
+                self.callbacks.remove(callback)
+                self._writer("log", level="warning",
+                             message=f"training callback {type(callback).__name__}.{name} raised "
+                                     f"{type(exc).__name__}: {exc}; it is dropped for the rest of the run")
+
+    def finish(self, result: RunResult, wall_s: float) -> None:
+        """Tell callbacks the result and write the ``end`` event."""
+        self._dispatch("on_end", result)
+        peak = max(self.peak_memory_gb, result.peak_memory_gb, _process_peak_gb())
+        self("end", status=result.status, result=result.to_dict(), peak_memory_gb=round(peak, 3),
+             wall_s=round(wall_s, 2))
+
+
+def _process_peak_gb() -> float:
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1e9 if sys.platform == "darwin" else peak * 1024 / 1e9
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt (like Ctrl-C) until a training loop installs its own handler."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def apply_overrides(plan: Plan, *, out: str | None = None, max_steps: int | None = None, resume: bool = False,
+                    force: bool = False) -> Plan:
+    """The plan with command-line overrides applied."""
+    training = dict(plan.training)
+    if max_steps is not None:
+        training["max_steps"] = max_steps
+    return replace(plan, output_dir=out or plan.output_dir, training=training, resume=resume or plan.resume,
+                   force=force or plan.force)
+
+
+def run_plan(plan: Plan, *, events_to_stdout: bool = False, show_progress: bool = True) -> tuple[RunResult, int]:
+    """Run a validated plan; returns its result and the process exit code (0, 1 or 130)."""
+    from tunewise.plugins.manager import get_host
+
+    started = time.time()
+    out = Path(plan.output_dir).expanduser().resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    plan = replace(plan, output_dir=str(out))
+    mode = "a" if plan.resume else "w"
+    with open(out / "events.jsonl", mode, encoding="utf-8") as events_file:
+        streams: list[IO[str]] = [events_file]
+        if events_to_stdout:
+            streams.append(sys.stdout)
+        view = ProgressView(sys.stderr) if show_progress else None
+        host = get_host()
+        callbacks: list[Any] = []
+        for _plugin, returned in host.call("tunewise_training_callbacks", plan=plan):
+            callbacks.extend(returned or [])
+        sink = RunSink(streams, view, callbacks)
+        try:
+            with _sigterm_interrupts():
+                host.call("tunewise_before_run", plan=plan)
+                method = host.method(plan.method)
+                result = method.run(plan, sink)
+        except KeyboardInterrupt:
+            message = "cancelled before training started; nothing was checkpointed (run again, or --resume)"
+            sink("log", level="warning", message=message)
+            result = RunResult(plan.method, "cancelled", message=message, output_dir=str(out))
+        except TunewiseError as exc:
+            kind = _ERROR_KINDS.get(type(exc).__name__, "error")
+            sink("error", message=str(exc), kind=kind)
+            result = RunResult(plan.method, "failed", message=str(exc), output_dir=str(out))
+        except Exception as exc:
+            detail = traceback.format_exc()
+            sink("error", message=f"{type(exc).__name__}: {exc}", kind="internal", traceback=detail)
+            result = RunResult(plan.method, "failed", message=f"internal error: {type(exc).__name__}: {exc}",
+                               output_dir=str(out))
+        if result.status == "failed" and not result.message and sink.last_error:
+            result = replace(result, message=sink.last_error)
+        host.call("tunewise_after_run", plan=plan, result=result)
+        sink.finish(result, time.time() - started)
+        if view is not None:
+            view.close()
+    return result, EXIT_CODES.get(result.status, 1)
+
+
+def report_plan_error(message: str, *, events_to_stdout: bool) -> None:
+    """A plan that failed validation: say so on stderr (and as events when they go to stdout)."""
+    if events_to_stdout:
+        writer = JsonlEventWriter(sys.stdout)
+        writer("error", message=message, kind="plan")
+        writer("end", status="failed", result={"status": "failed", "message": message}, peak_memory_gb=0.0, wall_s=0.0)

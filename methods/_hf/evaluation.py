@@ -1,0 +1,93 @@
+"""Held-out evaluation: loss and perplexity for every method, greedy answers scored for supervised data."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tunewise.methods._hf.batches import MicroBatch
+from tunewise.methods._hf.device import Placement, autocast
+from tunewise.methods._hf.rouge import exact_match, rouge_l
+
+GENERATION_BATCH = 8
+
+
+def held_out_loss(model: Any, batches: Sequence[MicroBatch], loss_fn: Callable[[Any, MicroBatch], Any],
+                  placement: Placement) -> dict[str, float]:
+    """Mean next-token loss per target token over the held-out batches, and its perplexity."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    total = torch.zeros((), dtype=torch.float64, device=placement.device)
+    count = 0
+    with torch.no_grad(), autocast(placement):
+        for mb in batches:
+            total += loss_fn(model, mb.to(placement.device)).double()
+            count += mb.num_targets
+    if was_training:
+        model.train()
+    loss = total.item() / max(1, count)
+    return {"loss": loss, "perplexity": math.exp(min(loss, 50.0)), "eval_tokens": float(count)}
+
+
+@dataclass
+class Generation:
+    where: str
+    prompt: str
+    reference: str
+    answer: str
+
+
+def _stop_ids(model: Any, tokenizer: Any) -> list[int]:
+    ids = set()
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if isinstance(configured, int):
+        ids.add(configured)
+    elif isinstance(configured, (list, tuple)):
+        ids.update(int(i) for i in configured)
+    return sorted(ids)
+
+
+def generate_answers(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]], placement: Placement,
+                     max_new_tokens: Sequence[int]) -> list[str]:
+    """Greedy answers to token-id prompts (left-padded batches of similar length)."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    stop = _stop_ids(model, tokenizer)
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    answers: dict[int, str] = {}
+    for s in range(0, len(order), GENERATION_BATCH):
+        chunk = order[s:s + GENERATION_BATCH]
+        width = max(len(prompts[i]) for i in chunk)
+        ids = torch.tensor([[pad] * (width - len(prompts[i])) + list(prompts[i]) for i in chunk])
+        mask = torch.tensor([[0] * (width - len(prompts[i])) + [1] * len(prompts[i]) for i in chunk])
+        limit = max(max_new_tokens[i] for i in chunk)
+        with torch.no_grad(), autocast(placement):
+            out = model.generate(
+                input_ids=ids.to(placement.device), attention_mask=mask.to(placement.device),
+                max_new_tokens=limit, do_sample=False, pad_token_id=pad, eos_token_id=stop,
+            )
+        for row, i in enumerate(chunk):
+            answers[i] = tokenizer.decode(out[row, width:], skip_special_tokens=True).strip()
+    if was_training:
+        model.train()
+    return [answers[i] for i in range(len(prompts))]
+
+
+def score_answers(answers: Sequence[str], references: Sequence[str]) -> dict[str, float]:
+    """Mean exact match and ROUGE-L F1 of answers against references."""
+    if not answers:
+        return {}
+    n = len(answers)
+    return {
+        "exact_match": sum(exact_match(a, r) for a, r in zip(answers, references, strict=True)) / n,
+        "rouge_l": sum(rouge_l(a, r) for a, r in zip(answers, references, strict=True)) / n,
+    }

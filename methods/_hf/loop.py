@@ -1,0 +1,379 @@
+"""The training loop: mixed precision, accumulation, clipping, schedule, checkpoints, exact resume.
+
+:class:`TrainLoop` is reusable: it takes any batch source (``steps_per_epoch`` and
+``step_batches(epoch, index) -> list[MicroBatch]``) and any loss function
+``loss_fn(model, micro_batch) -> summed loss`` whose sum is divided by the step's
+``num_targets`` (tokens for language modelling, pairs for preference losses). A resumed run
+restores weights, optimizer, gradient scaler, random number generators and the step, and the data
+order is a function of the step, so it ends with exactly the weights of an uninterrupted run.
+
+Host-device syncs happen only when logging (every ``logging_steps``) and before checkpoints; the
+non-finite check rides on those, and weights are never written unless the check passed.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tunewise.methods._hf.batches import MicroBatch
+from tunewise.methods._hf.checkpoint import CheckpointStore, optimizer_tensors, restore_optimizer
+from tunewise.methods._hf.device import Placement, autocast, peak_memory_gb
+from tunewise.methods._hf.settings import TrainingSettings
+
+
+class BatchSource(Protocol):
+    steps_per_epoch: int
+
+    def step_batches(self, epoch: int, index: int) -> list[MicroBatch]: ...
+
+
+LossFn = Callable[[Any, MicroBatch], Any]
+Evaluate = Callable[[], dict[str, float]]
+
+
+def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
+    """Learning-rate multiplier for the update at 0-based ``step``: linear warmup, then decay to 0."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    progress = (step - warmup + 1) / max(1, total - warmup)
+    progress = min(1.0, max(0.0, progress))
+    if schedule == "linear":
+        return 1.0 - progress
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def total_steps(settings: TrainingSettings, steps_per_epoch: int) -> int:
+    return settings.max_steps if settings.max_steps else settings.epochs * steps_per_epoch
+
+
+@dataclass
+class LoopState:
+    """What a checkpoint carries besides tensors (JSON-ready)."""
+
+    step: int = 0
+    tokens_seen: int = 0
+    train_seconds: float = 0.0
+    history: list[dict[str, float]] = field(default_factory=list)
+    """One entry per logged step: step, loss, lr, tokens_per_s, grad_norm."""
+    eval_history: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Method data that must survive a resume (e.g. the metrics before training)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"step": self.step, "tokens_seen": self.tokens_seen, "train_seconds": self.train_seconds,
+                "history": self.history, "eval_history": self.eval_history, "extra": self.extra}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LoopState:
+        return cls(int(data["step"]), int(data.get("tokens_seen", 0)), float(data.get("train_seconds", 0.0)),
+                   list(data.get("history", [])), list(data.get("eval_history", [])), dict(data.get("extra", {})))
+
+
+@dataclass
+class LoopOutcome:
+    status: str
+    """``completed``, ``cancelled`` (signal; checkpoint written), ``stopped`` (a callback asked) or
+    ``non_finite`` (loss or gradient not finite; nothing written)."""
+    state: LoopState
+    message: str = ""
+    checkpoint: str | None = None
+
+
+class _StopSignals:
+    """SIGTERM/SIGINT set a flag (the loop checkpoints and ends); a second Ctrl-C interrupts at once."""
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        if self.received and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+
+    def __enter__(self) -> _StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class TrainLoop:
+    """Runs optimizer steps over a batch source; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        model: Any,
+        settings: TrainingSettings,
+        placement: Placement,
+        batches: BatchSource,
+        loss_fn: LossFn,
+        learning_rate: float,
+        events: Callable[..., Any],
+        store: CheckpointStore,
+        identity: dict[str, Any],
+        evaluate: Evaluate | None = None,
+        on_checkpoint: Callable[[str], None] | None = None,
+    ) -> None:
+        import torch
+
+        self.model = model
+        self.settings = settings
+        self.placement = placement
+        self.batches = batches
+        self.loss_fn = loss_fn
+        self.learning_rate = learning_rate
+        self.events = events
+        self.store = store
+        self.identity = identity
+        self.evaluate = evaluate
+        self.on_checkpoint = on_checkpoint
+        self.total_steps = total_steps(settings, batches.steps_per_epoch)
+        self.warmup_steps = math.ceil(settings.warmup_ratio * self.total_steps)
+        self.named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        if not self.named:
+            raise ValueError("the model has no trainable parameters")
+        self.params = [p for _, p in self.named]
+        self.optimizer = self._optimizer()
+        self.names = {i: n for i, (n, _) in enumerate(self._ordered_named())}
+        self.scaler = (torch.amp.GradScaler("cuda") if placement.is_cuda and placement.precision == "fp16" else None)
+
+    # -- setup ---------------------------------------------------------------------------------
+
+    def _ordered_named(self) -> list[tuple[str, Any]]:
+        decay = [(n, p) for n, p in self.named if p.ndim >= 2]
+        no_decay = [(n, p) for n, p in self.named if p.ndim < 2]
+        return decay + no_decay
+
+    def _optimizer(self) -> Any:
+        import torch
+
+        decay = [p for n, p in self.named if p.ndim >= 2]
+        no_decay = [p for n, p in self.named if p.ndim < 2]
+        groups = [{"params": decay, "weight_decay": self.settings.weight_decay}]
+        if no_decay:
+            groups.append({"params": no_decay, "weight_decay": 0.0})
+        floating = all(p.dtype in (torch.float32, torch.float16, torch.bfloat16) for p in self.params)
+        same_device = len({p.device for p in self.params}) == 1
+        # The fused kernel (CUDA, and CPU since torch 2.4) is the fastest AdamW; foreach otherwise.
+        kwargs: dict[str, Any] = {"fused": True} if floating and same_device else {"foreach": True}
+        try:
+            return torch.optim.AdamW(groups, lr=self.learning_rate, betas=(0.9, 0.999), eps=1e-8, **kwargs)
+        except (RuntimeError, TypeError):
+            return torch.optim.AdamW(groups, lr=self.learning_rate, betas=(0.9, 0.999), eps=1e-8)
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def _rng_tensors(self) -> dict[str, Any]:
+        import torch
+
+        out = {"cpu": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            for i, state in enumerate(torch.cuda.get_rng_state_all()):
+                out[f"cuda.{i}"] = state
+        return out
+
+    def _restore_rng(self, tensors: dict[str, Any]) -> None:
+        import torch
+
+        torch.set_rng_state(tensors["cpu"])
+        if torch.cuda.is_available():
+            states = [tensors[k] for k in sorted(tensors) if k.startswith("cuda.")]
+            if states:
+                torch.cuda.set_rng_state_all(states)
+
+    def save_checkpoint(self, state: LoopState) -> str:
+        weights = {n: p for n, p in self.named}
+        opt_tensors, groups = optimizer_tensors(self.optimizer, self.names)
+        path = self.store.save(
+            state.step, weights, opt_tensors, self._rng_tensors(),
+            {"identity": self.identity, "loop": state.to_json(), "optimizer_groups": groups,
+             "scaler": self.scaler.state_dict() if self.scaler else None, "total_steps": self.total_steps},
+        )
+        self.events("checkpoint", step=state.step, path=str(path))
+        if self.on_checkpoint:
+            self.on_checkpoint(str(path))
+        return str(path)
+
+    def restore(self, checkpoint: Any) -> LoopState:
+        """Load a :class:`~tunewise.methods._hf.checkpoint.Checkpoint` into model, optimizer and RNGs."""
+        import torch
+
+        names = {n for n, _ in self.named}
+        missing = names - set(checkpoint.weights)
+        unknown = set(checkpoint.weights) - names
+        if missing or unknown:
+            raise KeyError(f"checkpoint {checkpoint.path} holds other parameters (missing {sorted(missing)[:3]}, "
+                           f"unknown {sorted(unknown)[:3]})")
+        with torch.no_grad():
+            for n, p in self.named:
+                p.copy_(checkpoint.weights[n])
+        restore_optimizer(self.optimizer, self.names, checkpoint.optimizer, checkpoint.state["optimizer_groups"])
+        if self.scaler and checkpoint.state.get("scaler"):
+            self.scaler.load_state_dict(checkpoint.state["scaler"])
+        self._restore_rng(checkpoint.rng)
+        return LoopState.from_json(checkpoint.state["loop"])
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def _set_lr(self, step: int) -> float:
+        lr = self.learning_rate * lr_factor(step, self.total_steps, self.warmup_steps, self.settings.lr_schedule)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def _evaluate_isolated(self) -> dict[str, float]:
+        """Evaluate without disturbing the training RNG streams or train mode."""
+        import torch
+
+        assert self.evaluate is not None
+        devices = [self.placement.device] if self.placement.is_cuda else []
+        with torch.random.fork_rng(devices=devices):
+            metrics = self.evaluate()
+        self.model.train()
+        return metrics
+
+    def _progress(self, state: LoopState, lr: float, loss: float, grad_norm: float | None,
+                  window_tokens: int, window_seconds: float) -> None:
+        tokens_per_s = window_tokens / window_seconds if window_seconds > 0 else 0.0
+        done = state.step - self._start_step
+        per_step = (state.train_seconds - self._start_seconds) / done if done > 0 else 0.0
+        eta = per_step * (self.total_steps - state.step)
+        entry = {"step": state.step, "loss": loss, "lr": lr, "tokens_per_s": tokens_per_s}
+        if grad_norm is not None:
+            entry["grad_norm"] = grad_norm
+        state.history.append(entry)
+        self.events(
+            "progress", step=state.step, total_steps=self.total_steps, loss=loss, lr=lr,
+            tokens_per_s=round(tokens_per_s, 2), elapsed_s=round(state.train_seconds, 2), eta_s=round(eta, 1),
+            epoch=round(state.step / self.batches.steps_per_epoch, 4), grad_norm=grad_norm,
+            peak_memory_gb=round(peak_memory_gb(self.placement), 3), tokens_seen=state.tokens_seen,
+        )
+
+    def run(self, state: LoopState | None = None) -> LoopOutcome:
+        """Train from ``state`` (None: from scratch, seeding the RNGs) to the last step."""
+        import torch
+
+        if state is None:
+            state = LoopState()
+            torch.manual_seed(self.settings.seed)
+            if torch.cuda.is_available():
+                torch.cuda.manual_seed_all(self.settings.seed)
+        self._start_step = state.step
+        self._start_seconds = state.train_seconds
+        model = self.model
+        model.train()
+        settings = self.settings
+        device = self.placement.device
+        window_loss = torch.zeros((), dtype=torch.float32, device=device)
+        window_targets = 0
+        window_tokens = 0
+        window_seconds = 0.0
+        grad_norm: Any = None
+        stop_requested = False
+        with _StopSignals() as signals:
+            while state.step < self.total_steps:
+                started = time.perf_counter()
+                step = state.step
+                epoch, index = divmod(step, self.batches.steps_per_epoch)
+                micro = self.batches.step_batches(epoch, index)
+                step_targets = sum(mb.num_targets for mb in micro)
+                lr = self._set_lr(step)
+                for mb in micro:
+                    mb = mb.to(device)
+                    with autocast(self.placement):
+                        loss_sum = self.loss_fn(model, mb)
+                    scaled = loss_sum / max(1, step_targets)
+                    if self.scaler is not None:
+                        self.scaler.scale(scaled).backward()
+                    else:
+                        scaled.backward()
+                    window_loss += loss_sum.detach().float()
+                    window_tokens += mb.num_tokens
+                window_targets += step_targets
+                if self.scaler is not None:
+                    self.scaler.unscale_(self.optimizer)
+                if settings.max_grad_norm > 0:
+                    grad_norm = torch.nn.utils.clip_grad_norm_(self.params, settings.max_grad_norm, foreach=True)
+                if self.scaler is not None:
+                    self.scaler.step(self.optimizer)
+                    self.scaler.update()
+                else:
+                    self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                state.step += 1
+                state.tokens_seen += sum(mb.num_tokens for mb in micro)
+                elapsed = time.perf_counter() - started
+                state.train_seconds += elapsed
+                window_seconds += elapsed
+
+                stop_requested = stop_requested or bool(getattr(self.events, "stop_requested", False))
+                last = state.step == self.total_steps
+                wants_save = (state.step % settings.save_steps == 0 and not last) or signals.received
+                if state.step % settings.logging_steps == 0 or last or wants_save or stop_requested:
+                    loss = window_loss.item() / max(1, window_targets)  # the one sync per logged step
+                    norm = float(grad_norm) if grad_norm is not None else None
+                    finite = math.isfinite(loss) and (norm is None or math.isfinite(norm) or self.scaler is not None)
+                    if not finite:
+                        return self._non_finite(state, loss, norm, lr)
+                    self._progress(state, lr, loss, norm, window_tokens, window_seconds)
+                    window_loss.zero_()
+                    window_targets = window_tokens = 0
+                    window_seconds = 0.0
+                if self.evaluate and settings.eval_steps and state.step % settings.eval_steps == 0 and not last:
+                    metrics = self._evaluate_isolated()
+                    state.eval_history.append({"step": state.step, **metrics})
+                    self.events("eval", phase="during", step=state.step, metrics=metrics)
+                if wants_save:
+                    path = self.save_checkpoint(state)
+                    if signals.received:
+                        return LoopOutcome("cancelled", state,
+                                           f"stopped by {signals.received} at step {state.step}/{self.total_steps}; "
+                                           "resume with --resume", path)
+                if stop_requested:
+                    path = self.save_checkpoint(state)
+                    return LoopOutcome("stopped", state, f"a training callback stopped the run at step {state.step}",
+                                       path)
+        return LoopOutcome("completed", state)
+
+    def _non_finite(self, state: LoopState, loss: float, norm: float | None, lr: float) -> LoopOutcome:
+        last_good = self.store.latest()
+        what = "loss" if not math.isfinite(loss) else "gradient norm"
+        hints = [f"lower the learning rate (now {self.learning_rate:g}; try {self.learning_rate / 4:g})",
+                 "keep max_grad_norm at 1.0 or lower"]
+        if self.placement.precision == "fp16":
+            hints.append("use precision bf16 or fp32 (fp16 overflows more easily)")
+        hints.append("check the data for extremely long or repeated sequences")
+        message = (f"the {what} became non-finite ({loss if what == 'loss' else norm}) by step {state.step} "
+                   f"(lr {lr:.3g}); stopped without saving these weights. "
+                   + (f"Last good checkpoint: {last_good}. " if last_good else "No checkpoint was written yet. ")
+                   + "Try: " + "; ".join(hints) + ".")
+        self.events("error", message=message, kind="non_finite_loss", step=state.step)
+        return LoopOutcome("non_finite", state, message, str(last_good) if last_good else None)
+
+
+def trainable_summary(model: Any) -> tuple[int, int]:
+    """(trainable, total) parameter counts (shared tensors counted once)."""
+    trainable = total = 0
+    for p in model.parameters():
+        total += p.numel()
+        if p.requires_grad:
+            trainable += p.numel()
+    return trainable, total
+
+
+def named_trainable(model: Any) -> Sequence[tuple[str, Any]]:
+    return [(n, p) for n, p in model.named_parameters() if p.requires_grad]

@@ -1,0 +1,479 @@
+"""One training run end to end: data, preflight, resume, evaluate, train, evaluate, save, report.
+
+The three built-in training methods differ only in a :class:`MethodSpec` (which data shapes they
+take, how the model is wrapped and saved); :func:`run_training` does the rest in this order:
+
+1. settings and method config checked; data read and validated (a bad row stops here, before any
+   model loads); tokenizer loaded; rows encoded, split and packed;
+2. device and precision resolved; memory preflight; checkpoint folder checked (``--resume`` /
+   ``--force``) with the identity of model, tokenizer, data and settings;
+3. model loaded and prepared; held-out evaluation before (skipped on resume: the checkpoint has it);
+4. the training loop; then evaluation after, saved weights, model card, plots and ``report.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunewise.methods._hf.batches import PackedBatches, eval_batches
+from tunewise.methods._hf.checkpoint import CheckpointStore
+from tunewise.methods._hf.device import (
+    Placement,
+    device_description,
+    peak_memory_gb,
+    resolve_placement,
+)
+from tunewise.methods._hf.encoding import (
+    SUPERVISED_SHAPES,
+    EncodeReport,
+    Example,
+    encode_documents,
+    encode_supervised,
+)
+from tunewise.methods._hf.identity import identity_differences, run_identity
+from tunewise.methods._hf.packing import Packed, one_per_sequence, pack_documents, pack_examples
+from tunewise.methods._hf.settings import TrainingSettings
+from tunewise.methods._hf.split import row_key, split_indices
+from tunewise.plugins.data import DataError, Row, load_dataset
+from tunewise.plugins.errors import MethodNotRunnable, TunewiseError
+from tunewise.plugins.types import EventSink, Plan, RunResult
+
+DOCUMENT_SPLIT_MIN = 10
+"""With fewer documents than this the held-out split is taken from packed sequences instead."""
+RUN_FILE = "run.json"
+
+
+class PlanSettingsError(TunewiseError):
+    """A plan's training settings or method config hold bad values."""
+
+
+class ResumeError(TunewiseError):
+    """A checkpoint cannot be resumed (or would be overwritten) as asked."""
+
+
+@dataclass
+class MethodSpec:
+    """How one training method differs from the others."""
+
+    id: str
+    title: str
+    shapes: tuple[str, ...]
+    default_learning_rate: float
+    kind: str
+    """``full`` (every weight trains) or ``lora`` (adapters on a frozen base), for the memory estimate."""
+    config: Any
+    """The method's config dataclass instance (its fields go into the identity and the report)."""
+    save: Callable[[Any, Any, Path], dict[str, str]]
+    """``save(model, tokenizer, out_dir) -> {artifact name: path}``; the first entry gets the model card."""
+    prepare: Callable[[Any, Placement, TrainingSettings], Any] | None = None
+    """Wrap or freeze the loaded model (LoRA adapters); returns the model to train."""
+    loss_on: str = "assistant"
+    cross_document_attention: bool = False
+    frozen_base: bool = False
+    quantize_4bit: bool = False
+    lora_rank: int = 8
+    library: str = "transformers"
+    card_tags: tuple[str, ...] = ()
+    base_model_for_card: str = ""
+
+
+@dataclass
+class Corpus:
+    """The encoded data: packed training and held-out sequences, plus prompts for generation."""
+
+    shape: str
+    files: list[str]
+    train: list[Packed]
+    held_out: list[Packed]
+    generation: list[Example]
+    counts: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+
+def training_settings(values: Mapping[str, Any]) -> TrainingSettings:
+    """The plan's ``training`` mapping as checked settings."""
+    names = {f.name for f in dataclasses.fields(TrainingSettings)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise PlanSettingsError(f"unknown training setting(s): {', '.join(unknown)}")
+    data = dict(values)
+    if isinstance(data.get("report_to"), (list, str)):
+        rt = data["report_to"]
+        data["report_to"] = (rt,) if isinstance(rt, str) else tuple(rt)
+    settings = TrainingSettings(**data)
+    problems = settings.problems()
+    if problems:
+        raise PlanSettingsError("bad training settings: " + "; ".join(f"training.{k}: {m}" for k, m in problems))
+    return settings
+
+
+def method_config(config_class: type, values: Mapping[str, Any]) -> Any:
+    """The plan's ``config`` mapping as the method's config dataclass (checked when it can say so)."""
+    names = {f.name for f in dataclasses.fields(config_class)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise PlanSettingsError(f"unknown config field(s) for this method: {', '.join(unknown)}")
+    data = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    config = config_class(**data)
+    problems = config.problems() if hasattr(config, "problems") else []
+    if problems:
+        raise PlanSettingsError("bad method config: " + "; ".join(f"config.{k}: {m}" for k, m in problems))
+    return config
+
+
+# -- data ------------------------------------------------------------------------------------------
+
+
+def load_plan_data(paths: Sequence[str], shapes: Sequence[str]) -> tuple[str, list[Row], list[str]]:
+    """Read and validate every data source; all must have one shape the method accepts."""
+    if not paths:
+        raise DataError("the plan names no data (data: path/to/file.jsonl)")
+    shape: str | None = None
+    rows: list[Row] = []
+    files: list[str] = []
+    for path in paths:
+        loaded = load_dataset(path, expect=shapes)
+        if shape is not None and loaded.shape != shape:
+            raise DataError(f"{path}: rows have shape {loaded.shape!r} but {paths[0]} has {shape!r}; "
+                            "one run trains on one shape")
+        shape = loaded.shape
+        rows.extend(loaded.rows)
+        files.extend(loaded.files)
+    assert shape is not None
+    return shape, rows, files
+
+
+def _pack(examples: Sequence[Example], settings: TrainingSettings) -> list[Packed]:
+    return pack_examples(examples, settings.seq_len) if settings.packing else one_per_sequence(examples)
+
+
+def _generation_set(examples: Sequence[Example], tokenizer: Any, settings: TrainingSettings) -> list[Example]:
+    chosen = [e for e in examples if e.prompt_ids is not None and e.reference is not None]
+    return chosen[: settings.generation_examples]
+
+
+def build_corpus(shape: str, rows: Sequence[Row], files: Sequence[str], tokenizer: Any,
+                 settings: TrainingSettings, spec: MethodSpec) -> Corpus:
+    """Split rows into training and held-out parts, encode and pack them."""
+    notes: list[str] = []
+    counts: dict[str, Any] = {"rows": len(rows)}
+    if shape in SUPERVISED_SHAPES:
+        keys = [row_key(r.data) for r in rows]
+        train_idx, held_idx = split_indices(keys, settings.eval_fraction, settings.eval_max_examples, settings.seed)
+        train_ex, train_rep = encode_supervised([rows[i] for i in train_idx], shape, tokenizer, settings.seq_len,
+                                                spec.loss_on)
+        held_ex, held_rep = encode_supervised([rows[i] for i in held_idx], shape, tokenizer, settings.seq_len,
+                                              spec.loss_on)
+        _note_encoding(train_rep, held_rep, settings, notes)
+        if not train_ex:
+            raise DataError(f"{files[0]}: no training example has an answer token left (see the notes above)")
+        train, held = _pack(train_ex, settings), _pack(held_ex, settings)
+        counts.update(train_examples=len(train_ex), held_out_examples=len(held_ex))
+        generation = _generation_set(held_ex, tokenizer, settings)
+    else:
+        docs = encode_documents(rows, tokenizer)
+        if len(docs) >= DOCUMENT_SPLIT_MIN:
+            keys = [row_key(r.data) for r in rows]
+            train_idx, held_idx = split_indices(keys, settings.eval_fraction, settings.eval_max_examples,
+                                                settings.seed)
+            train = pack_documents([docs[i] for i in train_idx], settings.seq_len, spec.cross_document_attention)
+            held = pack_documents([docs[i] for i in held_idx], settings.seq_len, spec.cross_document_attention)
+            counts.update(train_documents=len(train_idx), held_out_documents=len(held_idx))
+        else:
+            packed = pack_documents(docs, settings.seq_len, spec.cross_document_attention)
+            keys = [json.dumps(p.input_ids) for p in packed]
+            train_idx, held_idx = split_indices(keys, settings.eval_fraction, settings.eval_max_examples,
+                                                settings.seed)
+            train, held = [packed[i] for i in train_idx], [packed[i] for i in held_idx]
+            notes.append(f"only {len(docs)} document(s): the held-out split is {len(held)} of the "
+                         f"{len(packed)} packed {settings.seq_len}-token sequences")
+            counts.update(documents=len(docs))
+        generation = []
+        if not train:
+            raise DataError(f"{files[0]}: no training text left after the held-out split")
+    counts.update(
+        train_sequences=len(train), train_tokens=sum(len(p) for p in train),
+        train_target_tokens=sum(p.num_targets for p in train),
+        held_out_sequences=len(held), held_out_target_tokens=sum(p.num_targets for p in held),
+    )
+    if not held:
+        notes.append("no held-out split (eval_fraction is 0 or there is too little data): no before/after metrics")
+    return Corpus(shape, list(files), train, held, generation, counts, notes)
+
+
+def _note_encoding(train: EncodeReport, held: EncodeReport, settings: TrainingSettings, notes: list[str]) -> None:
+    truncated = train.truncated + held.truncated
+    if truncated:
+        notes.append(f"{truncated} example(s) longer than seq_len {settings.seq_len} were truncated")
+    dropped = train.dropped + held.dropped
+    if dropped:
+        shown = ", ".join(dropped[:5]) + (" …" if len(dropped) > 5 else "")
+        notes.append(f"{len(dropped)} example(s) had no answer token within seq_len and were skipped: {shown}")
+
+
+# -- the run ---------------------------------------------------------------------------------------
+
+
+def _check_output(store: CheckpointStore, out: Path, plan: Plan, identity: dict[str, Any],
+                  events: EventSink) -> Path | None:
+    """The checkpoint to resume from (None: start fresh); refuses mismatches and silent overwrites."""
+    latest = store.latest()
+    if not plan.resume:
+        if latest is not None:
+            if not plan.force:
+                raise ResumeError(
+                    f"{out} already holds a run (checkpoint {latest.name}); pass --resume to continue it, "
+                    "--force to start over (deletes its checkpoints) or --out DIR for a new folder"
+                )
+            store.clear()
+            events("log", level="warning", message=f"--force: deleted the earlier checkpoints in {store.root}")
+        return None
+    if latest is None:
+        events("log", level="info", message=f"--resume: no complete checkpoint in {store.root}; starting from step 0")
+        return None
+    saved = store.read_state(latest).get("identity", {})
+    differences = identity_differences(saved, identity)
+    if differences:
+        listed = "\n  - ".join(differences)
+        if not plan.force:
+            raise ResumeError(f"cannot resume from {latest}: it was made by a different run:\n  - {listed}\n"
+                              "Pass --force to resume anyway, or use another --out.")
+        events("log", level="warning", message=f"--force: resuming {latest} despite differences: "
+                                               + "; ".join(differences))
+    return latest
+
+
+def _generate(model: Any, tokenizer: Any, corpus: Corpus, placement: Placement,
+              settings: TrainingSettings) -> list[str]:
+    from tunewise.methods._hf.evaluation import generate_answers
+
+    limits = [min(settings.max_new_tokens, len(tokenizer(e.reference or "")["input_ids"]) + 16)
+              for e in corpus.generation]
+    return generate_answers(model, tokenizer, [e.prompt_ids or [] for e in corpus.generation], placement, limits)
+
+
+def _evaluate(model: Any, tokenizer: Any, corpus: Corpus, placement: Placement, settings: TrainingSettings,
+              held: Sequence[Any], with_generation: bool) -> tuple[dict[str, float], list[str]]:
+    from tunewise.methods._hf.evaluation import held_out_loss, score_answers
+    from tunewise.methods._hf.loss import causal_lm_loss
+
+    metrics: dict[str, float] = {}
+    if held:
+        metrics.update(held_out_loss(model, held, causal_lm_loss, placement))
+    answers: list[str] = []
+    if with_generation and corpus.generation:
+        answers = _generate(model, tokenizer, corpus, placement, settings)
+        metrics.update(score_answers(answers, [e.reference or "" for e in corpus.generation]))
+    return metrics, answers
+
+
+def _is_oom(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in text or "can't allocate memory" in text
+
+
+def run_training(plan: Plan, events: EventSink, spec: MethodSpec) -> RunResult:
+    """Run ``plan`` with ``spec``; see the module docstring for the order of things."""
+    wall_start = time.time()
+    settings = training_settings(plan.training)
+    out = Path(plan.output_dir).expanduser().resolve()
+
+    # 1. data and tokenizer (nothing heavy yet)
+    shape, rows, files = load_plan_data(plan.data, spec.shapes)
+    from tunewise.plugins.models import load_tokenizer, resolve_model
+
+    ref = resolve_model(plan.model)
+    tokenizer = load_tokenizer(str(ref.path))
+    corpus = build_corpus(shape, rows, files, tokenizer, settings, spec)
+
+    # 2. placement, preflight, checkpoints
+    placement = resolve_placement(settings.device, settings.precision)
+    if spec.quantize_4bit:
+        from tunewise.methods._hf.modeling import qlora_problem
+
+        problem = qlora_problem(placement)
+        if problem:
+            raise MethodNotRunnable(problem)
+    from tunewise.methods._hf.preflight import check_fits, estimate_memory
+
+    estimate = estimate_memory(ref.path, placement, kind=spec.kind, seq_len=settings.seq_len,
+                               micro_batch=settings.batch_size, recompute=settings.gradient_checkpointing,
+                               lora_rank=spec.lora_rank, quantized_base=spec.quantize_4bit)
+    check_fits(estimate, placement)
+    config_values = dataclasses.asdict(spec.config)
+    identity = run_identity(method=spec.id, model_name=ref.name, model_path=ref.path, data_files=corpus.files,
+                            config=config_values, training=settings.identity(),
+                            precision=placement.precision, device_type=placement.device_type)
+    store = CheckpointStore(out / "checkpoints", settings.keep_checkpoints)
+    resume_from = _check_output(store, out, plan, identity, events)
+    out.mkdir(parents=True, exist_ok=True)
+    learning_rate = settings.learning_rate or spec.default_learning_rate
+    batches = PackedBatches(corpus.train, settings.batch_size, settings.grad_accum, settings.seed,
+                            _pad_id(tokenizer))
+    from tunewise.methods._hf.loop import total_steps
+
+    steps = total_steps(settings, batches.steps_per_epoch)
+    if placement.note:
+        events("log", level="warning" if "slower" in placement.note else "info", message=placement.note)
+    for note in corpus.notes:
+        events("log", level="warning", message=note)
+    events("start", method=spec.id, total_steps=steps, plan=plan.to_dict(), device=placement.describe(),
+           model=ref.name, data_shape=corpus.shape, counts=corpus.counts, learning_rate=learning_rate,
+           memory_estimate_gb=round(estimate.total_gb, 3), memory_available_gb=estimate.available_gb,
+           resume_from=str(resume_from) if resume_from else None)
+
+    sink: Any = events
+    if settings.report_to:
+        from tunewise.methods._hf.trackers import TrackingSink
+
+        sink = TrackingSink(events, settings.report_to, out, {**config_values, **settings.identity()})
+    try:
+        return _train_and_report(plan, sink, spec, settings, placement, ref, tokenizer, corpus, batches,
+                                 store, identity, resume_from, learning_rate, out, wall_start)
+    except Exception as exc:
+        if _is_oom(exc):
+            message = (f"out of memory on {placement.device} ({exc}). Try: a smaller training.batch_size with "
+                       "more grad_accum, training.gradient_checkpointing: true, a shorter seq_len, or LoRA"
+                       + (" / QLoRA" if placement.is_cuda else ""))
+            events("error", message=message, kind="oom")
+            return RunResult(spec.id, "failed", message=message, output_dir=str(out))
+        raise
+    finally:
+        if isinstance(sink, object) and hasattr(sink, "close") and sink is not events:
+            sink.close()
+
+
+def _pad_id(tokenizer: Any) -> int:
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    return int(pad if pad is not None else 0)
+
+
+def _train_and_report(plan: Plan, events: Any, spec: MethodSpec, settings: TrainingSettings, placement: Placement,
+                      ref: Any, tokenizer: Any, corpus: Corpus, batches: PackedBatches, store: CheckpointStore,
+                      identity: dict[str, Any], resume_from: Path | None, learning_rate: float, out: Path,
+                      wall_start: float) -> RunResult:
+    import torch
+    from tunewise.methods._hf.loop import LoopState, TrainLoop, trainable_summary
+    from tunewise.methods._hf.loss import causal_lm_loss
+    from tunewise.methods._hf.modeling import load_for_training
+
+    if placement.is_cuda and settings.deterministic:
+        import os
+
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+    # 3. model
+    torch.manual_seed(settings.seed)  # adapter initialisation is part of the run's identity
+    model = load_for_training(ref.path, placement, frozen_base=spec.frozen_base, quantize_4bit=spec.quantize_4bit,
+                              gradient_checkpointing=settings.gradient_checkpointing)
+    if spec.prepare is not None:
+        model = spec.prepare(model, placement, settings)
+    trainable, total = trainable_summary(model)
+    events("log", level="info", message=f"training {trainable:,} of {total:,} parameters "
+                                        f"({100 * trainable / max(1, total):.2f}%) on {device_description(placement)}")
+    held = eval_batches(corpus.held_out, settings.batch_size, _pad_id(tokenizer))
+
+    def evaluate_during() -> dict[str, float]:
+        metrics, _ = _evaluate(model, tokenizer, corpus, placement, settings, held, with_generation=False)
+        return metrics
+
+    loop = TrainLoop(model=model, settings=settings, placement=placement, batches=batches, loss_fn=causal_lm_loss,
+                     learning_rate=learning_rate, events=events, store=store, identity=identity,
+                     evaluate=evaluate_during if held else None)
+    state: LoopState | None = None
+    answers_before: list[str]
+    if resume_from is not None:
+        state = loop.restore(CheckpointStore.load(resume_from))
+        before = dict(state.extra.get("metrics_before", {}))
+        answers_before = list(state.extra.get("answers_before", []))
+        events("log", level="info", message=f"resumed from {resume_from} at step {state.step}/{loop.total_steps}")
+    else:
+        before, answers_before = _evaluate(model, tokenizer, corpus, placement, settings, held, with_generation=True)
+        if before:
+            events("eval", phase="before", step=0, metrics=before)
+        state = LoopState(extra={"metrics_before": before, "answers_before": answers_before})
+        # Seed here too, so that evaluation work before training cannot shift the training RNG streams.
+        torch.manual_seed(settings.seed)
+        if torch.cuda.is_available():
+            torch.cuda.manual_seed_all(settings.seed)
+    outcome = loop.run(state)
+
+    base = {"output_dir": str(out), "steps": outcome.state.step, "metrics_before": before,
+            "train_seconds": round(outcome.state.train_seconds, 2)}
+    if outcome.status == "cancelled":
+        return RunResult(spec.id, "cancelled", metrics_before=before, message=outcome.message,
+                         artifacts={"checkpoint": outcome.checkpoint or ""}, output_dir=str(out),
+                         steps=outcome.state.step, peak_memory_gb=round(peak_memory_gb(placement), 3),
+                         wall_s=round(time.time() - wall_start, 2))
+    if outcome.status == "non_finite":
+        _write_run_file(out, {"status": "failed", "message": outcome.message, **base, "identity": identity})
+        return RunResult(spec.id, "failed", metrics_before=before, message=outcome.message,
+                         artifacts={"checkpoint": outcome.checkpoint} if outcome.checkpoint else {},
+                         output_dir=str(out), steps=outcome.state.step,
+                         peak_memory_gb=round(peak_memory_gb(placement), 3), wall_s=round(time.time() - wall_start, 2))
+
+    # 4. after: evaluate, save, report
+    after, answers_after = _evaluate(model, tokenizer, corpus, placement, settings, held, with_generation=True)
+    if after:
+        events("eval", phase="after", step=outcome.state.step, metrics=after)
+    artifacts = spec.save(model, tokenizer, out)
+    generations = [
+        {"where": e.where, "prompt": tokenizer.decode(e.prompt_ids or [], skip_special_tokens=False),
+         "reference": e.reference or "", "before": b, "after": a}
+        for e, b, a in zip(corpus.generation, answers_before or [""] * len(answers_after), answers_after, strict=False)
+    ]
+    if generations:
+        with open(out / "generations.jsonl", "w", encoding="utf-8") as fh:
+            for g in generations:
+                fh.write(json.dumps(g, ensure_ascii=False) + "\n")
+        artifacts["generations"] = str(out / "generations.jsonl")
+    peak = round(peak_memory_gb(placement), 3)
+    from tunewise.methods._hf.report import RunSummary, write_model_card, write_plots, write_report
+
+    notes = list(corpus.notes)
+    if outcome.status == "stopped":
+        notes.append(outcome.message)
+    summary = RunSummary(
+        method=spec.id, title=spec.title, model=ref.name, data_files=corpus.files, data_shape=corpus.shape,
+        counts=corpus.counts, settings={**settings.identity(), "learning_rate": learning_rate},
+        config=dataclasses.asdict(spec.config), device=device_description(placement), before=before, after=after,
+        steps=outcome.state.step, train_seconds=outcome.state.train_seconds, wall_seconds=time.time() - wall_start,
+        tokens_seen=outcome.state.tokens_seen, peak_memory_gb=peak, history=outcome.state.history,
+        eval_history=outcome.state.eval_history, generations=generations, artifacts=artifacts, notes=notes,
+    )
+    first = next(iter(artifacts.values()))
+    write_model_card(Path(first), summary, base_model=spec.base_model_for_card or ref.name, library=spec.library,
+                     extra_tags=spec.card_tags)
+    plots = write_plots(out / "plots", summary)
+    report = write_report(out, summary, plots)
+    metrics_file = out / "metrics.json"
+    metrics_file.write_text(json.dumps({"before": before, "after": after}, indent=2))
+    artifacts.update(report=str(report), metrics=str(metrics_file), events=str(out / "events.jsonl"))
+    summary.wall_seconds = time.time() - wall_start
+    result = RunResult(
+        spec.id, "completed", metrics_before=before, metrics_after=after, artifacts=artifacts, report=str(report),
+        message=_headline(before, after, outcome.state.step), output_dir=str(out), steps=outcome.state.step,
+        peak_memory_gb=peak, wall_s=round(summary.wall_seconds, 2),
+    )
+    _write_run_file(out, {"status": "completed", **base, "metrics_after": after, "identity": identity,
+                          "artifacts": artifacts})
+    return result
+
+
+def _headline(before: Mapping[str, float], after: Mapping[str, float], steps: int) -> str:
+    if "loss" in before and "loss" in after:
+        b, a = before["loss"], after["loss"]
+        return (f"{steps} steps; held-out loss {b:.4f} -> {a:.4f} "
+                f"(perplexity {math.exp(min(b, 50)):.2f} -> {math.exp(min(a, 50)):.2f})")
+    return f"{steps} steps"
+
+
+def _write_run_file(out: Path, data: Mapping[str, Any]) -> None:
+    (out / RUN_FILE).write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")

@@ -1,0 +1,148 @@
+"""Training settings shared by every training method: the ``training:`` section of a plan (no torch).
+
+Fields whose ``metadata`` says ``"identity": False`` do not change the trained weights (how often
+to log, save or evaluate); every other field is part of a checkpoint's identity, so a resume with a
+different value is refused unless forced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal, get_args
+
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+Schedule = Literal["cosine", "linear", "constant"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+SCHEDULES: tuple[str, ...] = get_args(Schedule)
+TRACKERS = ("tensorboard", "mlflow")
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """How to train: steps, batches, sequence length, optimiser, precision, evaluation and saving."""
+
+    epochs: int = field(default=1, metadata={"help": "passes over the training split (ignored when max_steps is set)"})
+    max_steps: int | None = field(
+        default=None, metadata={"help": "optimizer steps to run; overrides epochs (the data is cycled if needed)"}
+    )
+    batch_size: int = field(
+        default=4, metadata={"help": "sequences per micro-batch (packed sequences hold several examples)"}
+    )
+    grad_accum: int = field(
+        default=1, metadata={"help": "micro-batches accumulated per optimizer step (effective batch = batch_size x grad_accum)"}
+    )
+    seq_len: int = field(
+        default=512, metadata={"help": "tokens per training sequence; longer examples are truncated (a warning counts them)"}
+    )
+    packing: bool = field(
+        default=True,
+        metadata={"help": "pack several examples into each sequence (no padding; examples never attend to each other)"},
+    )
+    learning_rate: float | None = field(
+        default=None,
+        metadata={"help": "peak learning rate; default: the method's (full 2e-5, LoRA 2e-4, continual pretraining 5e-5)"},
+    )
+    lr_schedule: Schedule = field(
+        default="cosine", metadata={"help": "learning-rate decay after warmup: cosine, linear or constant"}
+    )
+    warmup_ratio: float = field(default=0.05, metadata={"help": "fraction of the steps spent warming up linearly"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay (not applied to norms and biases)"})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "clip the gradient norm to this value (0 = no clipping)"})
+    precision: Precision = field(
+        default="auto",
+        metadata={
+            "help": "auto, fp32, bf16 or fp16 (mixed precision: fp32 master weights, 16-bit compute). auto: bf16 "
+            "on GPUs that support it (else fp16), bf16 on CPUs with AMX or AVX512-BF16, fp32 on other CPUs"
+        },
+    )
+    gradient_checkpointing: bool = field(
+        default=False, metadata={"help": "recompute activations in the backward pass: less memory, about 30% slower"}
+    )
+    seed: int = field(default=42, metadata={"help": "seed for the split, data order, adapter init and dropout"})
+    device: str = field(default="auto", metadata={"help": "auto (CUDA when present, else CPU), cpu, cuda or cuda:N"})
+    deterministic: bool = field(
+        default=False,
+        metadata={"help": "use deterministic GPU kernels (needed for bit-exact resume on CUDA; CPU always is)"},
+    )
+    eval_fraction: float = field(
+        default=0.1, metadata={"help": "share of the examples held out for evaluation (chosen by content hash)"}
+    )
+    eval_max_examples: int = field(
+        default=200, metadata={"help": "cap on held-out examples (keeps evaluation short on large data sets)"}
+    )
+    generation_examples: int = field(
+        default=16,
+        metadata={"help": "held-out examples answered greedily before and after training (exact match, ROUGE-L)", "identity": False},
+    )
+    max_new_tokens: int = field(
+        default=128, metadata={"help": "longest generated answer in evaluation", "identity": False}
+    )
+    eval_steps: int | None = field(
+        default=None, metadata={"help": "also evaluate held-out loss every N steps (None: only before and after)", "identity": False}
+    )
+    save_steps: int = field(
+        default=50, metadata={"help": "write a checkpoint every N steps (and on SIGTERM / Ctrl-C)", "identity": False}
+    )
+    keep_checkpoints: int = field(
+        default=1, metadata={"help": "complete checkpoints to keep (older ones are deleted)", "identity": False}
+    )
+    logging_steps: int = field(
+        default=1, metadata={"help": "report loss and speed every N steps", "identity": False}
+    )
+    report_to: tuple[str, ...] = field(
+        default=(), metadata={"help": "also log to tensorboard and/or mlflow (when installed)", "identity": False}
+    )
+
+    def problems(self) -> list[tuple[str, str]]:
+        """(field, what is wrong) for each bad value; plans report them with the YAML line."""
+        out: list[tuple[str, str]] = []
+
+        def positive(name: str, value: Any, allow_none: bool = False) -> None:
+            if value is None and allow_none:
+                return
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                out.append((name, f"must be a whole number >= 1, got {value!r}"))
+
+        positive("epochs", self.epochs)
+        positive("max_steps", self.max_steps, allow_none=True)
+        positive("batch_size", self.batch_size)
+        positive("grad_accum", self.grad_accum)
+        positive("seq_len", self.seq_len)
+        positive("eval_max_examples", self.eval_max_examples)
+        positive("eval_steps", self.eval_steps, allow_none=True)
+        positive("save_steps", self.save_steps)
+        positive("keep_checkpoints", self.keep_checkpoints)
+        positive("logging_steps", self.logging_steps)
+        positive("max_new_tokens", self.max_new_tokens)
+        if isinstance(self.seq_len, int) and 0 < self.seq_len < 16:
+            out.append(("seq_len", f"must be at least 16, got {self.seq_len}"))
+        if self.learning_rate is not None and not (0 < float(self.learning_rate) < 1):
+            out.append(("learning_rate", f"must be between 0 and 1, got {self.learning_rate!r}"))
+        if self.lr_schedule not in SCHEDULES:
+            out.append(("lr_schedule", f"must be one of {', '.join(SCHEDULES)}, got {self.lr_schedule!r}"))
+        if not 0 <= self.warmup_ratio < 1:
+            out.append(("warmup_ratio", f"must be in [0, 1), got {self.warmup_ratio!r}"))
+        if self.weight_decay < 0:
+            out.append(("weight_decay", f"must be >= 0, got {self.weight_decay!r}"))
+        if self.max_grad_norm < 0:
+            out.append(("max_grad_norm", f"must be >= 0, got {self.max_grad_norm!r}"))
+        if self.precision not in PRECISIONS:
+            out.append(("precision", f"must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"))
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            out.append(("device", f"must be auto, cpu, cuda or cuda:N, got {self.device!r}"))
+        if not 0 <= self.eval_fraction < 1:
+            out.append(("eval_fraction", f"must be in [0, 1), got {self.eval_fraction!r}"))
+        if not isinstance(self.generation_examples, int) or self.generation_examples < 0:
+            out.append(("generation_examples", f"must be a whole number >= 0, got {self.generation_examples!r}"))
+        for tracker in self.report_to:
+            if tracker not in TRACKERS:
+                out.append(("report_to", f"unknown tracker {tracker!r}; choose from {', '.join(TRACKERS)}"))
+        return out
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that determine the trained weights (what a resumed checkpoint must match)."""
+        return {
+            f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
+            for f in fields(self)
+            if f.metadata.get("identity", True)
+        }

@@ -1,0 +1,33 @@
+"""Running a continual pretraining plan: next-token prediction on raw text packed to full sequences."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tunewise.plugins.types import EventSink, Plan, RunResult
+
+DEFAULT_LEARNING_RATE = 5e-5
+
+
+def run(plan: Plan, events: EventSink) -> RunResult:
+    from tunewise.methods._hf.encoding import TEXT_SHAPES
+    from tunewise.methods._hf.modeling import base_dtype_name
+    from tunewise.methods._hf.pipeline import MethodSpec, method_config, run_training
+    from tunewise.methods._hf.saving import save_full_model
+    from tunewise.methods.continual_pretraining.config import ContinualPretrainingConfig
+    from tunewise.plugins.models import resolve_model
+
+    config = method_config(ContinualPretrainingConfig, plan.config)
+    model_path = resolve_model(plan.model).path
+
+    def save(model: Any, tokenizer: Any, out: Path) -> dict[str, str]:
+        dtype = base_dtype_name(model_path) if config.save_dtype == "auto" else config.save_dtype
+        return {"model": str(save_full_model(model, tokenizer, out / "model", dtype))}
+
+    spec = MethodSpec(
+        id="continual_pretraining", title="Continual pretraining", shapes=TEXT_SHAPES,
+        default_learning_rate=DEFAULT_LEARNING_RATE, kind="full", config=config, save=save, loss_on="all",
+        cross_document_attention=config.cross_document_attention, card_tags=("continual-pretraining",),
+    )
+    return run_training(plan, events, spec)
