@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tunewise.methods._builtin import BuiltinMethod
+from tunewise.methods.rlhf.config import RlhfConfig
 from tunewise.plugins import hookimpl
 
 
@@ -10,6 +11,7 @@ class RlhfMethod(BuiltinMethod):
     id = "rlhf"
     title = "RLHF / DPO"
     summary = "Align to human preferences: reward model + policy optimisation, or DPO directly."
+    config_class = RlhfConfig
 
 
 @hookimpl

@@ -1,0 +1,413 @@
+"""Running an RLHF or DPO plan end to end.
+
+Order: data checked (bad rows stop the run before any model loads) → optional SFT → reward model
+(trained, or given by ``reward_model_path``; for DPO only as the judge) and its held-out pairwise
+accuracy → the base answers the held-out prompts → GRPO/RLOO against the reward model, or DPO →
+the tuned policy answers the same prompts → win rate, mean reward, KL → ``report.md``,
+``metrics.json``, ``generations.jsonl``, plots, model card.
+
+Everything lives under ``output_dir`` (see :mod:`tunewise.methods.rlhf.stages` for the stage
+folders). ``--resume`` skips finished stages, resumes the interrupted one from its newest complete
+checkpoint and reuses the base answers; it refuses when the plan, model or data changed
+(``--force`` overrides). Without ``--resume`` a folder holding an earlier run is refused unless
+``--force`` (which deletes it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import json
+import math
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tunewise.plugins.data import DataError
+from tunewise.plugins.types import EventSink, Plan, RunResult
+
+IDENTITY_FILE = "identity.json"
+BEFORE_FILE = "eval_before.json"
+RUN_OUTPUTS = ("stages", IDENTITY_FILE, BEFORE_FILE, "report.md", "metrics.json", "generations.jsonl", "plots")
+
+
+def _config_path(value: str | None, plan: Plan, name: str) -> Path | None:
+    """A path from the plan's config, relative to the plan's folder; it must exist."""
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        base = Path(plan.source).resolve().parent if plan.source else Path.cwd()
+        path = (base / path).resolve()
+    if not path.exists():
+        raise DataError(f"config.{name}: {value} does not exist (resolved to {path})")
+    return path
+
+
+def _check_output(out: Path, plan: Plan, identity: dict[str, Any], events: EventSink) -> None:
+    """Refuse to mix runs: an earlier run's folder needs --resume (same identity) or --force."""
+    from tunewise.methods._hf.identity import identity_differences
+    from tunewise.methods._hf.pipeline import ResumeError
+
+    earlier = out / IDENTITY_FILE
+    has_run = earlier.is_file() or (out / "stages").is_dir()
+    if has_run and not plan.resume:
+        if not plan.force:
+            raise ResumeError(f"{out} already holds an RLHF run; pass --resume to continue it, --force to start "
+                              "over (deletes it) or --out DIR for a new folder")
+        for name in RUN_OUTPUTS:
+            target = out / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+        events("log", level="warning", message=f"--force: deleted the earlier run in {out}")
+    elif plan.resume and earlier.is_file():
+        saved = json.loads(earlier.read_text(encoding="utf-8"))
+        differences = identity_differences(saved, identity)
+        if differences:
+            listed = "\n  - ".join(differences)
+            if not plan.force:
+                raise ResumeError(f"cannot resume the run in {out}: it was made by a different plan:\n  - {listed}\n"
+                                  "Pass --force to resume anyway, or use another --out.")
+            events("log", level="warning", message="--force: resuming despite differences: " + "; ".join(differences))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / IDENTITY_FILE).write_text(json.dumps(identity, indent=1), encoding="utf-8")
+
+
+def _load_causal(path: Path, placement: Any, adapter: Path | None = None) -> Any:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, use_safetensors=True,
+                                                 trust_remote_code=False)
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter)
+    return model.to(placement.device).eval()
+
+
+def _steps(count: int, batch: int, accum: int, epochs: int, max_steps: int | None) -> int:
+    """Optimizer steps the way the Trainer counts them (batches per epoch, then accumulation)."""
+    if max_steps:
+        return max_steps
+    return epochs * max(1, math.ceil(math.ceil(count / max(1, batch)) / max(1, accum)))
+
+
+def run(plan: Plan, events: EventSink) -> RunResult:
+    from tunewise.methods._hf.pipeline import method_config, training_settings
+    from tunewise.methods.rlhf.config import PPO_NOTE, RlhfConfig
+    from tunewise.methods.rlhf.preferences import load_pairs, load_prompts, split_pairs, unique_prompts
+
+    wall_start = time.time()
+    settings = training_settings(plan.training)
+    config: RlhfConfig = method_config(RlhfConfig, plan.config)
+    out = Path(plan.output_dir).expanduser().resolve()
+
+    # 1. data (nothing heavy yet: a bad row stops the run here)
+    pairs, files = load_pairs(plan.data)
+    train_pairs, held_pairs = split_pairs(pairs, settings.eval_fraction, settings.eval_max_examples, settings.seed)
+    if not train_pairs:
+        raise DataError(f"{files[0]}: no training pairs left after the held-out split")
+    prompts_path = _config_path(config.prompts, plan, "prompts")
+    eval_path = _config_path(config.eval_prompts, plan, "eval_prompts")
+    sft_path = _config_path(config.sft_data, plan, "sft_data")
+    reward_given = _config_path(config.reward_model_path, plan, "reward_model_path")
+    if reward_given is not None and not (reward_given / "config.json").is_file():
+        raise DataError(f"config.reward_model_path: {reward_given} has no config.json; point it at the "
+                        "stages/reward_model/model folder of an earlier run or another one-label classifier")
+    policy_prompts = load_prompts(prompts_path) if prompts_path else unique_prompts(train_pairs)
+    eval_prompts = (load_prompts(eval_path) if eval_path else unique_prompts(held_pairs))[: config.eval_max_prompts]
+    notes: list[str] = []
+    training_keys = {p.turns for p in policy_prompts}
+    leaked = sum(p.turns in training_keys for p in eval_prompts)
+    if leaked:
+        notes.append(f"{leaked} of {len(eval_prompts)} evaluation prompts are also training prompts")
+    if not eval_prompts:
+        notes.append("no held-out prompts (eval_fraction is 0 or too few pairs): no win rate, reward or KL")
+    if not held_pairs:
+        notes.append("no held-out pairs: no reward-model accuracy")
+    extra_files = [str(p) for p in (prompts_path, eval_path, sft_path) if p is not None and p.is_file()]
+
+    from tunewise.methods._hf.device import peak_memory_gb, resolve_placement
+    from tunewise.methods._hf.identity import run_identity
+    from tunewise.plugins.models import load_tokenizer, resolve_model
+
+    ref = resolve_model(plan.model)
+    tokenizer = load_tokenizer(str(ref.path))
+    placement = resolve_placement(settings.device, settings.precision)
+    identity = run_identity(method="rlhf", model_name=ref.name, model_path=ref.path, data_files=[*files, *extra_files],
+                            config=dataclasses.asdict(config), training=settings.identity(),
+                            precision=placement.precision, device_type=placement.device_type)
+    _check_output(out, plan, identity, events)
+    max_length = config.max_length or settings.seq_len
+    counts = {"pairs": len(pairs), "train_pairs": len(train_pairs), "held_out_pairs": len(held_pairs),
+              "policy_prompts": len(policy_prompts), "eval_prompts": len(eval_prompts)}
+
+    stage_steps = {}
+    if config.sft:
+        stage_steps["sft"] = config.sft_max_steps
+    if config.needs_reward_model and reward_given is None:
+        stage_steps["reward_model"] = _steps(len(train_pairs), config.reward_batch_size or settings.batch_size,
+                                             settings.grad_accum, config.reward_epochs, config.reward_max_steps)
+    if config.algorithm == "dpo":
+        stage_steps["policy"] = _steps(len(train_pairs), settings.batch_size, settings.grad_accum, settings.epochs,
+                                       settings.max_steps)
+    else:
+        stage_steps["policy"] = _steps(len(policy_prompts), config.prompts_per_step, 1, settings.epochs,
+                                       settings.max_steps)
+    if placement.note:
+        events("log", level="warning" if "slower" in placement.note else "info", message=placement.note)
+    if config.algorithm != "dpo":
+        events("log", level="info", message=PPO_NOTE)
+    for note in notes:
+        events("log", level="warning", message=note)
+    events("start", method="rlhf", total_steps=sum(stage_steps.values()), plan=plan.to_dict(),
+           device=placement.describe(), model=ref.name, algorithm=config.algorithm, stages=stage_steps,
+           counts=counts)
+    from tunewise.methods.rlhf.stages import StageStopped
+
+    try:
+        return _run_stages(plan, events, config, settings, placement, ref, tokenizer, out, train_pairs, held_pairs,
+                           policy_prompts, eval_prompts, sft_path, reward_given, max_length, files, counts, notes,
+                           stage_steps, wall_start)
+    except StageStopped as stop:
+        # A non-finite stop already sent its error event (with advice); a cancel is only logged.
+        status = "cancelled" if stop.kind == "cancelled" else "failed"
+        if status == "cancelled":
+            events("log", level="warning", message=str(stop))
+        return RunResult("rlhf", status, message=str(stop), output_dir=str(out),
+                         peak_memory_gb=round(peak_memory_gb(placement), 3), wall_s=round(time.time() - wall_start, 2))
+
+
+def _run_stages(plan: Plan, events: EventSink, config: Any, settings: Any, placement: Any, ref: Any, tokenizer: Any,
+                out: Path, train_pairs: Sequence[Any], held_pairs: Sequence[Any], policy_prompts: Sequence[Any],
+                eval_prompts: Sequence[Any], sft_path: Path | None, reward_given: Path | None, max_length: int,
+                files: Sequence[str], counts: dict[str, Any], notes: list[str], stage_steps: dict[str, int],
+                wall_start: float) -> RunResult:
+    from transformers.utils import logging as hf_logging
+    from tunewise.methods._hf.device import device_description, peak_memory_gb
+    from tunewise.methods.rlhf.stages import Stage
+
+    hf_logging.disable_progress_bar()
+    try:
+        from datasets.utils.logging import disable_progress_bar
+
+        disable_progress_bar()
+    except ImportError:
+        pass
+
+    offsets, total = {}, 0
+    for name, count in stage_steps.items():
+        offsets[name] = total
+        total += count
+
+    def stage(name: str) -> Stage:
+        return Stage(name, out, settings, placement, events, offsets.get(name, 0), total)
+
+    stages: dict[str, dict[str, Any]] = {}
+    policy_start = ref.path
+
+    # -- 1. SFT ---------------------------------------------------------------------------------------
+    if config.sft:
+        sft = stage("sft")
+        result = sft.done()
+        if result is None:
+            from tunewise.methods.rlhf.sft import train_sft
+
+            result = train_sft(sft, config, ref.path, tokenizer, str(sft_path) if sft_path else None, train_pairs)
+            result["what"] = "supervised fine-tuning on demonstrations"
+            sft.mark_done(result)
+        else:
+            sft.log("finished earlier; reusing its model")
+        stages["sft"] = result
+        policy_start = sft.model_dir
+
+    # -- 2. reward model ------------------------------------------------------------------------------
+    reward_path: Path | None = None
+    after: dict[str, float] = {}
+    if config.needs_reward_model:
+        if reward_given is not None:
+            reward_path = reward_given
+            stages["reward_model"] = {"what": f"given: {reward_given}", "steps": 0}
+        else:
+            rm = stage("reward_model")
+            result = rm.done()
+            if result is None:
+                from tunewise.methods.rlhf.reward_model import train_reward_model
+
+                result = train_reward_model(rm, config, policy_start, tokenizer, train_pairs, max_length)
+                result["what"] = ("reward model (judge only)" if config.algorithm == "dpo" else "reward model") \
+                    + (", LoRA" if config.reward_lora else "") \
+                    + (f", top {config.reward_top_layers} blocks" if config.reward_top_layers else "")
+                result["held_out"] = _reward_accuracy(rm.model_dir, placement, held_pairs, max_length)
+                rm.mark_done(result)
+            else:
+                rm.log("finished earlier; reusing its model")
+            stages["reward_model"] = result
+            reward_path = rm.model_dir
+            after.update(result.get("held_out", {}))
+        if reward_given is not None and held_pairs:
+            after.update(_reward_accuracy(reward_given, placement, held_pairs, max_length))
+        if "reward_accuracy" in after:
+            events("eval", phase="during", step=0, stage="reward_model",
+                   metrics={k: v for k, v in after.items() if k.startswith("reward_")})
+
+    # -- 3. the base answers the held-out prompts ----------------------------------------------------
+    before: dict[str, float] = {}
+    base_samples: list[dict[str, Any]] = []
+    if eval_prompts and reward_path is not None:
+        before, base_samples = _evaluate_base(out, ref.path, tokenizer, eval_prompts, reward_path, config,
+                                              settings, placement, max_length)
+        events("eval", phase="before", step=0, metrics=before)
+
+    # -- 4. policy optimisation or DPO ---------------------------------------------------------------
+    policy = stage("policy")
+    result = policy.done()
+    if result is None:
+        if config.algorithm == "dpo":
+            from tunewise.methods.rlhf.dpo import train_dpo
+
+            result = train_dpo(policy, config, policy_start, tokenizer, train_pairs, held_pairs, max_length)
+            result["what"] = "DPO on the preference pairs" + (", LoRA" if config.lora else "")
+        else:
+            from tunewise.methods.rlhf.policy import train_policy
+
+            assert reward_path is not None
+            result = train_policy(policy, config, policy_start, tokenizer, policy_prompts, reward_path)
+            result["what"] = (f"{config.algorithm.upper()} against the reward model, KL beta {config.kl_beta:g}"
+                              + (", LoRA" if config.lora else ""))
+        policy.mark_done(result)
+    else:
+        policy.log("finished earlier; reusing its model")
+    stages["policy"] = result
+    after.update(result.get("held_out", {}))
+
+    # -- 5. the tuned policy answers the same prompts ------------------------------------------------
+    generations: list[dict[str, Any]] = []
+    if eval_prompts and reward_path is not None:
+        tuned, generations = _evaluate_tuned(policy.model_dir, policy_start, tokenizer, eval_prompts, reward_path,
+                                             config, settings, placement, max_length, base_samples)
+        after.update(tuned)
+    if after:
+        events("eval", phase="after", step=result.get("steps", 0), metrics=after)
+
+    # -- 6. report ------------------------------------------------------------------------------------
+    from tunewise.methods.rlhf import report
+
+    artifacts = {"policy": str(policy.model_dir)}
+    if reward_path is not None:
+        artifacts["reward_model"] = str(reward_path)
+    if config.sft:
+        artifacts["sft_model"] = str(stage("sft").model_dir)
+    summary = report.RlhfSummary(
+        algorithm=config.algorithm, model=ref.name, device=device_description(placement), data_files=list(files),
+        counts=counts, before=before, after=after, stages=stages, generations=generations,
+        config=dataclasses.asdict(config), settings=settings.identity(), wall_seconds=time.time() - wall_start,
+        peak_memory_gb=round(peak_memory_gb(placement), 3), artifacts=artifacts, notes=notes,
+    )
+    if generations:
+        artifacts["generations"] = str(report.write_generations(out, generations))
+    report.write_model_card(policy.model_dir, summary, ref.name, adapter=config.lora)
+    plots = report.write_plots(out / "plots", summary)
+    artifacts["metrics"] = str(out / "metrics.json")
+    artifacts["report"] = str(out / "report.md")
+    report.write_metrics(out, summary)
+    path = report.write_report(out, summary, plots, config.report_samples)
+    steps = sum(int(s.get("steps", 0)) for s in stages.values())
+    return RunResult("rlhf", "completed", metrics_before=before, metrics_after=after, artifacts=artifacts,
+                     report=str(path), message=_headline(config.algorithm, before, after), output_dir=str(out),
+                     steps=steps, peak_memory_gb=summary.peak_memory_gb, wall_s=round(time.time() - wall_start, 2))
+
+
+def _headline(algorithm: str, before: dict[str, float], after: dict[str, float]) -> str:
+    parts = [algorithm.upper()]
+    if "reward_accuracy" in after:
+        parts.append(f"reward accuracy {after['reward_accuracy']:.2f}")
+    if "win_rate" in after:
+        parts.append(f"win rate {after['win_rate']:.2f}")
+    if "mean_reward" in before and "mean_reward" in after:
+        parts.append(f"mean reward {before['mean_reward']:.3f} -> {after['mean_reward']:.3f}")
+    if "kl" in after:
+        parts.append(f"KL {after['kl']:.3f}")
+    if "dpo_implicit_accuracy" in after:
+        parts.append(f"DPO implicit accuracy {after['dpo_implicit_accuracy']:.2f}")
+    return "; ".join(parts)
+
+
+def _reward_accuracy(path: Path, placement: Any, held_pairs: Sequence[Any], max_length: int) -> dict[str, float]:
+    from tunewise.methods.rlhf.reward_model import RewardScorer
+
+    if not held_pairs:
+        return {}
+    scorer = RewardScorer(path, placement, max_length=max_length)
+    metrics = scorer.pairwise_accuracy(held_pairs)
+    del scorer
+    gc.collect()
+    return metrics
+
+
+def _evaluate_base(out: Path, base_path: Path, tokenizer: Any, prompts: Sequence[Any], reward_path: Path,
+                   config: Any, settings: Any, placement: Any, max_length: int) -> tuple[dict[str, float],
+                                                                                          list[dict[str, Any]]]:
+    """Base answers and their rewards, computed once and kept in ``eval_before.json`` for resumes."""
+    from tunewise.methods.rlhf.evaluate import mean, sample_answers
+    from tunewise.methods.rlhf.reward_model import RewardScorer
+
+    saved = out / BEFORE_FILE
+    if saved.is_file():
+        data = json.loads(saved.read_text(encoding="utf-8"))
+        return data["metrics"], data["samples"]
+    base = _load_causal(base_path, placement)
+    samples = sample_answers(base, tokenizer, prompts, config.eval_samples_per_prompt, config.max_new_tokens,
+                             placement, settings.seed)
+    del base
+    gc.collect()
+    scorer = RewardScorer(reward_path, placement, max_length=max_length)
+    rewards = scorer.score([prompts[s.prompt_index].messages for s in samples], [s.text for s in samples])
+    del scorer
+    rows = [{"prompt_index": s.prompt_index, "sample_index": s.sample_index, "text": s.text,
+             "tokens": len(s.completion_ids), "reward": r} for s, r in zip(samples, rewards, strict=True)]
+    metrics = {"mean_reward": mean(rewards), "mean_answer_tokens": mean([float(r["tokens"]) for r in rows])}
+    saved.write_text(json.dumps({"metrics": metrics, "samples": rows}, indent=1), encoding="utf-8")
+    return metrics, rows
+
+
+def _evaluate_tuned(policy_dir: Path, policy_start: Path, tokenizer: Any, prompts: Sequence[Any], reward_path: Path,
+                    config: Any, settings: Any, placement: Any, max_length: int,
+                    base_samples: Sequence[dict[str, Any]]) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Tuned answers, their rewards, the win rate against the base answers and the KL to the reference."""
+    from tunewise.methods.rlhf.evaluate import kl_estimate, mean, sample_answers, win_rate
+    from tunewise.methods.rlhf.reward_model import RewardScorer
+
+    if config.lora:
+        tuned = _load_causal(policy_start, placement, adapter=policy_dir)
+        reference, context = tuned, tuned.disable_adapter
+    else:
+        tuned = _load_causal(policy_dir, placement)
+        reference, context = _load_causal(policy_start, placement), None
+    samples = sample_answers(tuned, tokenizer, prompts, config.eval_samples_per_prompt, config.max_new_tokens,
+                             placement, settings.seed)
+    kl = kl_estimate(tuned, reference, samples, placement, reference_context=context)
+    del tuned, reference, context
+    gc.collect()
+    scorer = RewardScorer(reward_path, placement, max_length=max_length)
+    rewards = scorer.score([prompts[s.prompt_index].messages for s in samples], [s.text for s in samples])
+    del scorer
+    base_by_key = {(b["prompt_index"], b["sample_index"]): b for b in base_samples}
+    matched = [(r, base_by_key[(s.prompt_index, s.sample_index)]) for s, r in zip(samples, rewards, strict=True)
+               if (s.prompt_index, s.sample_index) in base_by_key]
+    metrics = {"mean_reward": mean(rewards), "mean_answer_tokens": mean([float(len(s.completion_ids)) for s in samples]),
+               **kl}
+    if matched:
+        metrics["win_rate"] = win_rate([r for r, _ in matched], [b["reward"] for _, b in matched])
+    generations = []
+    for sample, reward in zip(samples, rewards, strict=True):
+        base = base_by_key.get((sample.prompt_index, sample.sample_index), {})
+        generations.append({"prompt": prompts[sample.prompt_index].text, "where": prompts[sample.prompt_index].where,
+                            "base": base.get("text", ""), "base_reward": base.get("reward"),
+                            "tuned": sample.text, "tuned_reward": reward})
+    return metrics, generations
