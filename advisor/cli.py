@@ -15,6 +15,7 @@ COMMANDS: dict[str, str] = {
     "estimate": "quote one method: FLOPs, GPU-hours, wall time, dollars, memory",
     "audit": "check a data file or folder: shape, rows, tokens, duplicates, problems",
     "run": "run a plan file end to end: evaluate, train, evaluate, save, report",
+    "label": "pick the better of two answers per prompt: preference data for RLHF / DPO",
 }
 """Subcommand -> one-line help; the code lives in ``tunewise.advisor.commands.<name>``."""
 
