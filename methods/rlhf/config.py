@@ -107,6 +107,11 @@ class RlhfConfig:
     reward_lora: bool = field(
         default=False, metadata={"help": "train the reward model as LoRA adapters plus its score head"}
     )
+    reward_num_layers: int = field(
+        default=0,
+        metadata={"help": "build the reward model from only the bottom N transformer blocks of the base (0 = all): "
+                          "a smaller, faster judge for training, policy optimisation and evaluation"},
+    )
     reward_top_layers: int = field(
         default=0,
         metadata={"help": "train only the top N transformer blocks (plus the score head) of the reward model; "
@@ -181,7 +186,11 @@ class RlhfConfig:
         whole("reward_max_steps", 1, allow_none=True)
         rate("reward_learning_rate", allow_none=True)
         whole("reward_batch_size", 1, allow_none=True)
+        whole("reward_num_layers", 0)
         whole("reward_top_layers", 0)
+        if self.reward_num_layers and self.reward_top_layers > self.reward_num_layers:
+            out.append(("reward_top_layers", f"is {self.reward_top_layers} but the reward model keeps only "
+                                             f"reward_num_layers = {self.reward_num_layers} blocks"))
         whole("lora_r", 1)
         whole("lora_alpha", 1)
         if not isinstance(self.lora_dropout, (int, float)) or not 0 <= self.lora_dropout < 1:

@@ -59,6 +59,27 @@ def load_classifier(path: Path, tokenizer: Any, dtype: str = "float32") -> Any:
     return model
 
 
+def keep_bottom_layers(model: Any, count: int) -> int:
+    """Drop all but the bottom ``count`` transformer blocks (in place); returns how many there were."""
+    import torch
+
+    layers = decoder_layers(model)
+    total = len(layers)
+    if count >= total:
+        return total
+    kept = torch.nn.ModuleList(list(layers)[:count])
+    base = getattr(model, "base_model", model)
+    for name, module in base.named_children():
+        if module is layers:
+            setattr(base, name, kept)
+            break
+    config = model.config
+    config.num_hidden_layers = count
+    if isinstance(getattr(config, "layer_types", None), list):
+        config.layer_types = config.layer_types[:count]
+    return total
+
+
 def _freeze_below_top(model: Any, top: int) -> int:
     """Freeze everything but the top ``top`` blocks, the final norm and the score head; blocks kept."""
     layers = decoder_layers(model)
@@ -79,6 +100,9 @@ def train_reward_model(stage: Stage, config: RlhfConfig, base_path: Path, tokeni
     settings = stage.settings
     learning_rate = config.reward_learning_rate or (DEFAULT_LORA_LR if config.reward_lora else DEFAULT_LR)
     model = load_classifier(base_path, tokenizer)
+    if config.reward_num_layers:
+        total = keep_bottom_layers(model, config.reward_num_layers)
+        stage.log(f"reward model built from the bottom {min(config.reward_num_layers, total)} of {total} blocks")
     peft_config = None
     if config.reward_lora:
         from peft import LoraConfig
