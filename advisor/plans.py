@@ -33,7 +33,7 @@ import yaml
 from tunewise.plugins.errors import TunewiseError
 from tunewise.plugins.types import Plan
 
-TOP_LEVEL = ("method", "model", "data", "output_dir", "config", "training")
+TOP_LEVEL = ("method", "model", "data", "output_dir", "config", "training", "distributed")
 
 
 class PlanError(TunewiseError):
@@ -300,11 +300,16 @@ def parse_plan(text: str, source: str = "plan.yaml", base_dir: Path | None = Non
         training = _build_section(training_class, data.get("training"), "training", problems)
     elif data.get("training") and method_known:
         problems.add(("training",), f"method {method!r} does not train; remove the training block", at_key=True)
+    from tunewise.plugins.parallelism import DistributedSettings
+
+    distributed = _build_section(DistributedSettings, data.get("distributed"), "distributed", problems)
+    if distributed and training_class is None and method_known:
+        problems.add(("distributed",), f"method {method!r} does not train; remove the distributed block", at_key=True)
     problems.raise_if_any()
     return Plan(
         method=str(method), model=model, data=tuple(paths),
         config={k: _plain(v) for k, v in config.items()}, training={k: _plain(v) for k, v in training.items()},
-        output_dir=str(output_dir), source=source,
+        output_dir=str(output_dir), source=source, distributed=distributed,
     )
 
 
@@ -335,4 +340,6 @@ def plan_to_yaml(plan: Plan) -> str:
         data["config"] = dict(plan.config)
     if plan.training:
         data["training"] = dict(plan.training)
+    if plan.distributed:
+        data["distributed"] = dict(plan.distributed)
     return yaml.safe_dump(data, sort_keys=False)

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from tunewise.plugins.parallelism import default_strategy, state_fractions
 from tunewise.plugins.types import Hardware, Quote
 
 GB = 1e9
@@ -280,6 +281,17 @@ class TrainSetup:
     quantized_base: bool = field(default=False, metadata={"help": "QLoRA: 4-bit NF4 frozen base"})
     shard_states: bool = field(default=True, metadata={"help": "ZeRO-3 / FSDP: shard weights, grads and "
                                                                 "optimizer states across GPUs when gpus > 1"})
+    strategy: str | None = field(default=None, metadata={
+        "help": "data-parallel strategy when gpus > 1 (tunewise.plugins.parallelism): ddp, fsdp, deepspeed_zero2 "
+                "or deepspeed_zero3; None: the default a run uses (fsdp for full training, ddp for LoRA), or "
+                "ddp when shard_states is false"})
+
+
+def data_parallel_strategy(setup: TrainSetup, kind: TrainKind) -> str:
+    """The strategy a quote assumes for ``setup``: its own, else the run's default for ``kind``."""
+    if setup.strategy:
+        return setup.strategy
+    return default_strategy(kind) if setup.shard_states else "ddp"
 
 
 def runtime_overhead_gb(hardware: Hardware) -> float:
@@ -299,7 +311,7 @@ def training_memory(shape: ModelShape, setup: TrainSetup, hardware: Hardware, ki
 
     ``extra_frozen_params`` adds frozen bf16 models held at the same time (RLHF reference / reward models).
     """
-    shard = setup.gpus if (setup.shard_states and setup.gpus > 1 and kind != "lora") else 1
+    share = state_fractions(data_parallel_strategy(setup, kind), setup.gpus)
     sequences = setup.micro_batch * (2 if kind == "dpo" else 1)
     parts: dict[str, float] = {}
     if kind == "lora":
@@ -308,17 +320,17 @@ def training_memory(shape: ModelShape, setup: TrainSetup, hardware: Hardware, ki
             base = NF4_BYTES * shape.linear_params + BF16_BYTES * shape.embedding_params
         else:
             base = BF16_BYTES * shape.params
-        parts["weights"] = base + BF16_BYTES * trainable
-        parts["gradients"] = BF16_BYTES * trainable
-        parts["optimizer"] = ADAM_STATE_BYTES * trainable
+        parts["weights"] = (base + BF16_BYTES * trainable) * share.weights
+        parts["gradients"] = BF16_BYTES * trainable * share.gradients
+        parts["optimizer"] = ADAM_STATE_BYTES * trainable * share.optimizer
     else:
-        parts["weights"] = BF16_BYTES * shape.params / shard
-        parts["gradients"] = BF16_BYTES * shape.params / shard
-        parts["optimizer"] = ADAM_STATE_BYTES * shape.params / shard
+        parts["weights"] = BF16_BYTES * shape.params * share.weights
+        parts["gradients"] = BF16_BYTES * shape.params * share.gradients
+        parts["optimizer"] = ADAM_STATE_BYTES * shape.params * share.optimizer
         if kind == "dpo":
-            parts["weights"] += BF16_BYTES * shape.params / shard  # the frozen reference model
+            parts["weights"] += BF16_BYTES * shape.params * share.weights  # the frozen reference model
     if extra_frozen_params:
-        parts["weights"] += BF16_BYTES * extra_frozen_params / shard
+        parts["weights"] += BF16_BYTES * extra_frozen_params * share.weights
     parts["activations"] = activation_bytes(shape, setup.seq_len, sequences, recompute=setup.recompute,
                                             flash_attention=setup.flash_attention)
     out = {k: v / GB for k, v in parts.items()}
@@ -396,7 +408,7 @@ def memory_fixes(shape: ModelShape, setup: TrainSetup, hardware: Hardware, kind:
         for gpus in (2, 4, 8, 16, 32, 64):
             if gpus <= setup.gpus:
                 continue
-            gb = need(replace(setup, gpus=gpus, shard_states=True, recompute=True))
+            gb = need(replace(setup, gpus=gpus, shard_states=True, strategy="fsdp", recompute=True))
             if gb <= limit:
                 fixes.append(f"{gpus} GPUs with ZeRO-3/FSDP sharding and recompute: {gb:.1f} GB per GPU")
                 break
@@ -463,7 +475,7 @@ def training_quote(
     low, high = usd(gpu_hours, hardware)
     fixes = () if fits else tuple(memory_fixes(shape, setup, hardware, kind, offset, extra_frozen_params))
     all_assumptions: dict[str, Any] = {
-        "mfu": round(used_mfu, 4),
+        "mfu": float(f"{used_mfu:.4g}"),
         "mfu_source": "probe calibration" if cal and cal.get("mfu") else "default for a run of this size",
         "dtype": "bf16 mixed precision, AdamW" + (", 4-bit NF4 base" if setup.quantized_base else ""),
         "seq_len": setup.seq_len,
@@ -479,8 +491,13 @@ def training_quote(
         "scaling": "linear across devices" if setup.gpus > 1 else "one device",
         **notes,
     }
-    if setup.gpus > 1 and kind != "lora" and setup.shard_states:
-        all_assumptions["sharding"] = "ZeRO-3/FSDP: weights, gradients and optimizer states split across GPUs"
+    if setup.gpus > 1:
+        strategy = data_parallel_strategy(setup, kind)
+        all_assumptions["strategy"] = strategy
+        if strategy != "ddp":
+            split = "gradients and optimizer states" if strategy == "deepspeed_zero2" else \
+                "weights, gradients and optimizer states"
+            all_assumptions["sharding"] = f"{strategy}: {split} split across GPUs"
     if kind == "lora":
         all_assumptions["lora_rank"] = setup.lora_rank
         all_assumptions["trainable_params"] = int(lora_trainable_params(shape, setup.lora_rank))

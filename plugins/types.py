@@ -191,6 +191,8 @@ class Plan:
     """Continue from the last complete checkpoint in ``output_dir`` (``tunewise run --resume``)."""
     force: bool = False
     """Resume despite a checkpoint/plan mismatch, or start over in a folder holding an earlier run."""
+    distributed: Mapping[str, Any] = field(default_factory=dict)
+    """Multi-process training (:class:`tunewise.plugins.parallelism.DistributedSettings` fields)."""
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(self)
