@@ -14,6 +14,7 @@ COMMANDS: dict[str, str] = {
     "recommend": "rank all methods for an answers file, with quotes and reasons",
     "estimate": "quote one method: FLOPs, GPU-hours, wall time, dollars, memory",
     "audit": "check a data file or folder: shape, rows, tokens, duplicates, problems",
+    "probe": "train a few real steps here and calibrate quotes for this hardware",
     "run": "run a plan file end to end: evaluate, train, evaluate, save, report",
     "label": "pick the better of two answers per prompt: preference data for RLHF / DPO",
 }
