@@ -69,7 +69,9 @@ def tunewise_training_callbacks(plan: Plan) -> list[Any] | None:
     """Return extra training callbacks (loggers, early stopping) for a run of ``plan``.
 
     Each callback is an object with any of the methods ``on_step(step, metrics)``,
-    ``on_eval(step, metrics)`` and ``on_end(result)``; missing methods are skipped.
+    ``on_eval(step, metrics)`` and ``on_end(result)``; missing methods are skipped. ``tunewise run``
+    feeds them from the run's events; ``on_step`` or ``on_eval`` returning ``True`` asks the run to
+    stop early (it checkpoints and finishes normally). A callback that raises is dropped with a warning.
     """
 
 

@@ -204,7 +204,12 @@ class PluginHost:
         return results
 
     def collect(self, hook_name: str) -> list[tuple[str, Any]]:
-        """Run a ``register_*`` hook; return ``(plugin, registered object)`` in order."""
+        """Run a ``register_*`` hook; return ``(plugin, registered object)`` in load order.
+
+        Load order (built-ins, then extra plugins, then entry points), not pluggy's call order (last
+        registered first): where names collide, the first registration wins, so a third-party
+        plugin cannot silently replace a built-in method or catalogue entry.
+        """
         items: list[tuple[str, Any]] = []
         current: list[str] = [""]
 
@@ -212,7 +217,7 @@ class PluginHost:
             items.append((current[0], obj))
 
         caller = getattr(self.pm.hook, hook_name)
-        for impl in reversed(caller.get_hookimpls()):
+        for impl in caller.get_hookimpls():
             current[0] = impl.plugin_name
             before = len(items)
             ok, _ = self._call_one(impl, hook_name, {"register": register})

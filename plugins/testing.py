@@ -14,14 +14,21 @@ and a whole conformance test is then::
 ``check_method`` raises :class:`ConformanceError` listing every breach of the contract: identity
 attributes, config dataclass with help text, ``fit`` on a spread of profiles, ``estimate`` on GPU
 and CPU hardware, and (when ``data`` is given) a real ``run`` whose result and events are checked.
+
+To test hooks through tunewise itself (ranking, hardware catalogue, data reader, ``tunewise run``),
+make a host with your plugin the process-wide one for a block::
+
+    with plugin_host(("my_plugin", my_plugin_module)) as host:
+        ranking = rank(profile)          # calls your hooks like an installed plugin's
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -209,6 +216,28 @@ def check_method(
     if problems:
         raise ConformanceError(f"{cls.__name__} breaks the Method contract:\n- " + "\n- ".join(problems))
     return result
+
+
+# -- a host with your plugin ----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def plugin_host(*plugins: tuple[str, object], entry_points: bool = False, strict: bool = True) -> Iterator[Any]:
+    """Make a host with the built-ins plus ``plugins`` (``(name, module or object)`` pairs) the one
+    every part of tunewise uses (``get_host()``) inside the block; the previous host comes back after.
+
+    ``entry_points=False`` (default) leaves out installed third-party plugins so the test sees only
+    yours; ``strict`` turns any plugin failure into an error instead of a recorded warning.
+    """
+    from tunewise.plugins import manager
+
+    previous = manager._HOST
+    host = manager.PluginHost(strict=strict, disabled=(), load_entry_points=entry_points, extra_plugins=plugins)
+    manager._HOST = host
+    try:
+        yield host
+    finally:
+        manager._HOST = previous
 
 
 # -- pytest fixtures ------------------------------------------------------------------------------

@@ -1,8 +1,11 @@
 """The plan's ``training:`` and ``config:`` sections, read and checked (no torch).
 
 The training keys are the ones tunewise's built-in methods use (``max_steps``, ``batch_size``,
-``learning_rate`` …), so one plan file can switch methods by changing ``method:``. Keys this plugin
-does not use are reported in the run's log and otherwise ignored.
+``learning_rate`` …), so a plan can switch between them and prompt tuning by changing ``method:``.
+``tunewise run`` validates both sections against these classes (``PromptTuningSettings.training_settings``
+names the training one) before the run starts; :func:`read_settings` checks them again for callers
+that hand a :class:`~tunewise.plugins.Plan` straight to ``Method.run``, and reports the training keys
+this plugin does not use instead of failing on them.
 """
 
 from __future__ import annotations
@@ -10,12 +13,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from tunewise.plugins import Plan
 from tunewise.plugins.errors import TunewiseError
-
-from tunewise_prompt_tuning.method import PromptTuningSettings
 
 SCHEDULES = ("cosine", "linear", "constant")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -53,6 +54,67 @@ class RunSettings:
     def peak_learning_rate(self) -> float:
         return float(self.learning_rate) if self.learning_rate is not None else DEFAULT_LEARNING_RATE
 
+    def problems(self) -> list[tuple[str, str]]:
+        """(field, what is wrong) for each bad value (tunewise's plan validation calls this too)."""
+        out: list[tuple[str, str]] = []
+
+        def bad(name: str, ok: bool, need: str) -> None:
+            if not ok:
+                out.append((name, f"must be {need}, got {getattr(self, name)!r}"))
+
+        for name in ("epochs", "batch_size", "grad_accum", "eval_max_examples", "logging_steps"):
+            bad(name, _whole(getattr(self, name), 1), "a whole number >= 1")
+        bad("max_steps", self.max_steps is None or _whole(self.max_steps, 1), "a whole number >= 1")
+        bad("seq_len", _whole(self.seq_len, 16), "a whole number >= 16")
+        bad("generation_examples", _whole(self.generation_examples, 0), "a whole number >= 0")
+        bad("learning_rate", self.learning_rate is None or _between(self.learning_rate, 0, 10, low_open=True),
+            "a number between 0 and 10")
+        bad("lr_schedule", self.lr_schedule in SCHEDULES, f"one of {', '.join(SCHEDULES)}")
+        bad("warmup_ratio", _between(self.warmup_ratio, 0, 1), "in [0, 1)")
+        bad("max_grad_norm", _between(self.max_grad_norm, 0, float("inf")), ">= 0")
+        bad("precision", self.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)} for prompt tuning")
+        bad("device", isinstance(self.device, str) and (self.device in ("auto", "cpu", "cuda")
+                                                         or self.device.startswith("cuda:")),
+            "auto, cpu, cuda or cuda:N")
+        bad("eval_fraction", _between(self.eval_fraction, 0, 1), "in [0, 1)")
+        return out
+
+
+INIT_CHOICES = ("text", "sample_vocab", "random")
+
+
+@dataclass(frozen=True)
+class PromptTuningSettings:
+    """The ``config:`` section of a prompt-tuning plan."""
+
+    training_settings: ClassVar[type] = RunSettings
+    """The class of the plan's ``training:`` section (tunewise's plan validation reads it)."""
+
+    num_virtual_tokens: int = field(
+        default=20, metadata={"help": "trainable embeddings prepended to every input (Lester et al.: 20-100)"}
+    )
+    init: str = field(
+        default="text",
+        metadata={"help": "start from the embeddings of init_text (text), random vocabulary tokens "
+                          "(sample_vocab) or random vectors (random); text converges fastest"},
+    )
+    init_text: str = field(
+        default="Read the request and answer in the expected format:",
+        metadata={"help": "words whose embeddings initialise the virtual tokens when init is text"},
+    )
+
+    def problems(self) -> list[tuple[str, str]]:
+        """(field, what is wrong) for each bad value."""
+        out: list[tuple[str, str]] = []
+        n = self.num_virtual_tokens
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 512:
+            out.append(("num_virtual_tokens", f"must be a whole number from 1 to 512, got {n!r}"))
+        if self.init not in INIT_CHOICES:
+            out.append(("init", f"must be one of {', '.join(INIT_CHOICES)}, got {self.init!r}"))
+        if self.init == "text" and not (isinstance(self.init_text, str) and self.init_text.strip()):
+            out.append(("init_text", "must be non-empty text when init is text"))
+        return out
+
 
 def _where(plan: Plan, path: str) -> str:
     return f"{plan.source}: {path}" if plan.source else path
@@ -62,32 +124,11 @@ def _whole(value: Any, minimum: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
 
 
-def _problems(s: RunSettings) -> list[tuple[str, str]]:
-    out: list[tuple[str, str]] = []
-    for name in ("epochs", "batch_size", "grad_accum", "eval_max_examples", "logging_steps"):
-        if not _whole(getattr(s, name), 1):
-            out.append((name, f"must be a whole number >= 1, got {getattr(s, name)!r}"))
-    if s.max_steps is not None and not _whole(s.max_steps, 1):
-        out.append(("max_steps", f"must be a whole number >= 1, got {s.max_steps!r}"))
-    if not _whole(s.seq_len, 16):
-        out.append(("seq_len", f"must be a whole number >= 16, got {s.seq_len!r}"))
-    if not _whole(s.generation_examples, 0):
-        out.append(("generation_examples", f"must be a whole number >= 0, got {s.generation_examples!r}"))
-    if s.learning_rate is not None and not (isinstance(s.learning_rate, (int, float)) and 0 < s.learning_rate < 10):
-        out.append(("learning_rate", f"must be a number between 0 and 10, got {s.learning_rate!r}"))
-    if s.lr_schedule not in SCHEDULES:
-        out.append(("lr_schedule", f"must be one of {', '.join(SCHEDULES)}, got {s.lr_schedule!r}"))
-    if not (isinstance(s.warmup_ratio, (int, float)) and 0 <= s.warmup_ratio < 1):
-        out.append(("warmup_ratio", f"must be in [0, 1), got {s.warmup_ratio!r}"))
-    if not (isinstance(s.max_grad_norm, (int, float)) and s.max_grad_norm >= 0):
-        out.append(("max_grad_norm", f"must be >= 0, got {s.max_grad_norm!r}"))
-    if s.precision not in PRECISIONS:
-        out.append(("precision", f"must be one of {', '.join(PRECISIONS)} for prompt tuning, got {s.precision!r}"))
-    if not (isinstance(s.device, str) and (s.device in ("auto", "cpu", "cuda") or s.device.startswith("cuda:"))):
-        out.append(("device", f"must be auto, cpu, cuda or cuda:N, got {s.device!r}"))
-    if not (isinstance(s.eval_fraction, (int, float)) and 0 <= s.eval_fraction < 1):
-        out.append(("eval_fraction", f"must be in [0, 1), got {s.eval_fraction!r}"))
-    return out
+def _between(value: Any, low: float, high: float, low_open: bool = False) -> bool:
+    """``low <= value < high`` (``low < value`` with ``low_open``) for real numbers."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    return (low < value if low_open else low <= value) and value < high
 
 
 def _split(values: Mapping[str, Any], cls: type) -> tuple[dict[str, Any], list[str]]:
@@ -106,7 +147,7 @@ def read_settings(plan: Plan) -> tuple[RunSettings, PromptTuningSettings, list[s
                 f"{', '.join(f.name for f in dataclasses.fields(PromptTuningSettings))})" for k in unknown_config]
     settings = RunSettings(**known)
     config = PromptTuningSettings(**config_values)
-    problems += [f"{_where(plan, 'training.' + name)}: {what}" for name, what in _problems(settings)]
+    problems += [f"{_where(plan, 'training.' + name)}: {what}" for name, what in settings.problems()]
     problems += [f"{_where(plan, 'config.' + name)}: {what}" for name, what in config.problems()]
     if isinstance(config.num_virtual_tokens, int) and isinstance(settings.seq_len, int) \
             and config.num_virtual_tokens >= settings.seq_len:

@@ -24,10 +24,9 @@ from tunewise.plugins import EventSink, Plan, RunResult
 from tunewise.plugins.models import load_model, load_tokenizer, resolve_model
 
 from tunewise_prompt_tuning.examples import IGNORE, Example, Examples, load_examples
-from tunewise_prompt_tuning.method import PromptTuningMethod, PromptTuningSettings
-from tunewise_prompt_tuning.settings import RunSettings, read_settings
+from tunewise_prompt_tuning.settings import PromptTuningSettings, RunSettings, read_settings
 
-METHOD = PromptTuningMethod.id
+METHOD = "prompt_tuning"
 ADAPTER_DIR = "adapter"
 
 
@@ -219,7 +218,11 @@ def run(plan: Plan, events: EventSink) -> RunResult:
 def _train(model: Any, data: Examples, settings: RunSettings, config: PromptTuningSettings, pad_id: int,
            device: Any, dtype: Any, total_steps: int, steps_per_epoch: int, events: EventSink,
            ) -> tuple[str, str, int]:
-    """The loop: (status, message, steps done). Ctrl-C stops early and keeps the prompt learned so far."""
+    """The loop: (status, message, steps done).
+
+    Ctrl-C (and SIGTERM under ``tunewise run``) stops it and keeps the prompt learned so far; so does
+    a training callback asking to stop (the sink's ``stop_requested``).
+    """
     import torch
 
     params = [p for p in model.parameters() if p.requires_grad]
@@ -264,6 +267,10 @@ def _train(model: Any, data: Examples, settings: RunSettings, config: PromptTuni
                        tokens_per_s=round(tokens / max(elapsed, 1e-9), 1), elapsed_s=round(elapsed, 2),
                        eta_s=round(elapsed / (step + 1) * (total_steps - step - 1), 2),
                        epoch=round(epoch + (index + 1) / steps_per_epoch, 3))
+            if getattr(events, "stop_requested", False):  # a training callback asked to stop (tunewise run)
+                events("log", level="info", message=f"stopped early at step {step + 1} by a training callback")
+                return "completed", f"stopped early at step {step + 1} of {total_steps} by a training callback", \
+                    step + 1
     except KeyboardInterrupt:
         events("log", level="warning", message=f"interrupted at step {step}: keeping the prompt learned so far")
         return "cancelled", f"cancelled at step {step} of {total_steps}", step
