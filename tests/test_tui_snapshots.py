@@ -85,3 +85,70 @@ def test_preferences(snap_compare, tmp_path: Path) -> None:  # type: ignore[no-u
     Path("prompts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     app = TunewiseApp(labeling=(Path("prompts.jsonl"), Path("prefs.jsonl"), None))
     assert snap_compare(app, terminal_size=SIZE, run_before=_settle)
+
+
+def _answers(tmp_path: Path, example: str = "support-billing.yaml") -> Path:
+    """An example answers file copied into the test's folder (relative paths on screen)."""
+    source = Path(__file__).resolve().parents[1] / "examples" / "answers" / example
+    (tmp_path / example).write_text(source.read_text())
+    return Path(example)
+
+
+async def _quiet(pilot) -> None:  # type: ignore[no-untyped-def]
+    await _settle(pilot)
+    pilot.app.clear_notifications()
+    await pilot.pause()
+
+
+def test_interview_topic(snap_compare, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    app = TunewiseApp(answers=_answers(tmp_path))
+
+    async def to_data_topic(pilot) -> None:  # type: ignore[no-untyped-def]
+        await _settle(pilot)
+        await pilot.press("ctrl+n", "ctrl+n")
+        await _quiet(pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=to_data_topic)
+
+
+def test_recommendations(snap_compare, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    app = TunewiseApp(answers=_answers(tmp_path))
+
+    async def recommend(pilot) -> None:  # type: ignore[no-untyped-def]
+        await _settle(pilot)
+        await pilot.press("ctrl+r")
+        await _quiet(pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=recommend)
+
+
+def test_plan(snap_compare, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    app = TunewiseApp(answers=_answers(tmp_path), workdir=Path("."))
+
+    async def plan_lora(pilot) -> None:  # type: ignore[no-untyped-def]
+        await _settle(pilot)
+        await pilot.press("ctrl+r")
+        await _settle(pilot)
+        pilot.app.consultation.choose("lora")
+        pilot.app.show_plan("lora")
+        await _quiet(pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=plan_lora)
+
+
+def test_audit(snap_compare, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    rows = [{"instruction": f"Classify ticket {i}", "output": "billing" if i % 2 else "shipping"} for i in range(12)]
+    lines = [json.dumps(r) for r in rows] + [json.dumps(rows[3]), json.dumps({"instruction": "", "output": "x"})]
+    (tmp_path / "tickets.jsonl").write_text("\n".join(lines) + "\n")
+    (tmp_path / "answers.yaml").write_text("use_case: route tickets\ngoals: [task]\ndata: {path: tickets.jsonl}\n"
+                                           "hardware: {gpu: cpu}\nmodel: {params_b: 0.135}\n")
+    app = TunewiseApp(answers=Path("answers.yaml"))
+
+    async def audit(pilot) -> None:  # type: ignore[no-untyped-def]
+        await _settle(pilot)
+        for _ in range(7):
+            await pilot.press("ctrl+n")
+            await _settle(pilot)
+        await _quiet(pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=audit)
