@@ -1,0 +1,187 @@
+"""Answers from retrieved chunks, with numbered citations that map back to source and chunk.
+
+The retrieved chunks go into the prompt as numbered passages ``[1] … [n]``; the model is asked to cite
+them by number. Each number in the answer is resolved to the passage's source file and chunk id, and
+numbers that name no passage are reported rather than trusted. When the best chunk is not similar
+enough to the question (``min_relevance``), no answer is generated: the reply says the documents do not
+contain it, which a small model would not reliably say by itself.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from tunewise.methods.rag.index import Hit, RagIndex
+
+NO_ANSWER = "The documents do not contain the answer."
+SYSTEM_PROMPT = (
+    "Answer the question using only the numbered passages. Cite the passages you use by their number "
+    f"in brackets, like [1]. If the passages do not contain the answer, reply exactly: {NO_ANSWER}"
+)
+CLOSED_BOOK_PROMPT = "Answer the question briefly and accurately."
+_CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A numbered passage given to the model."""
+
+    number: int
+    source: str
+    chunk_id: int
+    title: str
+
+    def label(self) -> str:
+        return f"{self.source} (chunk {self.chunk_id})"
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    text: str
+    passages: tuple[Citation, ...]
+    """The passages in the prompt, numbered from 1."""
+    cited: tuple[int, ...] = ()
+    """Passage numbers the answer cites that exist."""
+    unknown_citations: tuple[int, ...] = ()
+    """Numbers in brackets that name no passage (the model made them up)."""
+    answered: bool = True
+    """False when the answer says the documents do not contain it."""
+    relevance: float | None = None
+    """Cosine similarity of the best retrieved chunk to the question."""
+    prompt_tokens: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def citations(self) -> tuple[Citation, ...]:
+        """The cited passages (source + chunk), in citation order."""
+        by_number = {c.number: c for c in self.passages}
+        return tuple(by_number[n] for n in self.cited)
+
+    def render(self) -> str:
+        lines = [self.text, ""]
+        if self.passages:
+            lines.append("Sources:")
+            for passage in self.passages:
+                mark = "" if passage.number in self.cited else "  (retrieved, not cited)"
+                lines.append(f"[{passage.number}] {passage.label()}{mark}")
+        if self.unknown_citations:
+            lines.append("Citations naming no passage: " + ", ".join(f"[{n}]" for n in self.unknown_citations))
+        return "\n".join(lines).rstrip()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "answered": self.answered,
+            "relevance": self.relevance,
+            "citations": [{"number": c.number, "source": c.source, "chunk_id": c.chunk_id} for c in self.citations],
+            "passages": [{"number": c.number, "source": c.source, "chunk_id": c.chunk_id, "title": c.title}
+                         for c in self.passages],
+            "unknown_citations": list(self.unknown_citations),
+        }
+
+
+def parse_citations(text: str, passages: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(valid passage numbers, numbers naming no passage) cited in ``text``, each once, in order."""
+    valid: list[int] = []
+    unknown: list[int] = []
+    for group in _CITATION.findall(text):
+        for number in (int(n) for n in group.split(",")):
+            target = valid if 1 <= number <= passages else unknown
+            if number not in target:
+                target.append(number)
+    return tuple(valid), tuple(unknown)
+
+
+def says_no_answer(text: str) -> bool:
+    lowered = text.lower()
+    return "do not contain the answer" in lowered or "does not contain the answer" in lowered
+
+
+class Answerer:
+    """A causal LM (default: the embedded model) answering with or without retrieved passages."""
+
+    def __init__(self, model_name: str | None = None, *, max_new_tokens: int = 48,
+                 max_context_tokens: int = 1536, dtype: str = "float32", model: Any = None,
+                 tokenizer: Any = None) -> None:
+        from tunewise.plugins.models import load_model, load_tokenizer
+
+        self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(model_name)
+        self.model = model if model is not None else load_model(model_name, dtype=dtype)
+        self.model.eval()
+        self.max_new_tokens = max_new_tokens
+        self.max_context_tokens = max_context_tokens
+
+    def _count(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _clip(self, text: str, tokens: int) -> str:
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"][:tokens]
+        return str(self.tokenizer.decode(ids))
+
+    def context_messages(self, question: str, hits: list[Hit]) -> tuple[list[dict[str, str]], tuple[Citation, ...]]:
+        """The chat messages for an answer from ``hits`` (as many as fit the context budget)."""
+        blocks: list[str] = []
+        passages: list[Citation] = []
+        budget = self.max_context_tokens
+        for hit in hits:
+            number = len(passages) + 1
+            block = f"[{number}] ({hit.chunk.source}) {hit.chunk.text.strip()}"
+            cost = self._count(block)
+            if cost > budget:
+                if passages:
+                    break
+                block = self._clip(block, budget)  # at least one passage, clipped to the budget
+                cost = budget
+            blocks.append(block)
+            passages.append(Citation(number, hit.chunk.source, hit.chunk.chunk_id, hit.chunk.title))
+            budget -= cost
+        user = "Passages:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}"
+        messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+        return messages, tuple(passages)
+
+    @staticmethod
+    def closed_book_messages(question: str) -> list[dict[str, str]]:
+        return [{"role": "system", "content": CLOSED_BOOK_PROMPT}, {"role": "user", "content": question}]
+
+    def generate(self, messages: list[dict[str, str]]) -> tuple[str, int]:
+        """Greedy reply to chat ``messages`` and the prompt length in tokens."""
+        import torch
+
+        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                                 return_dict=True)
+        with torch.inference_mode():
+            output = self.model.generate(
+                **ids, max_new_tokens=self.max_new_tokens, do_sample=False,
+                pad_token_id=self.tokenizer.pad_token_id, repetition_penalty=1.1,
+            )
+        prompt_length = int(ids["input_ids"].shape[1])
+        text = self.tokenizer.decode(output[0, prompt_length:], skip_special_tokens=True)
+        return str(text).strip(), prompt_length
+
+    def answer(self, index: RagIndex, question: str, *, k: int = 3, mode: str = "hybrid",
+               min_relevance: float = 0.3) -> Answer:
+        """Retrieve, check relevance, then answer with citations (or say the documents lack the answer)."""
+        vector = None if mode == "bm25" else index.embedder.encode_query(question)
+        hits = index.search(question, k=k, mode=mode, query_vector=vector)
+        if vector is None:
+            vector = index.embedder.encode_query(question)
+        similarities = index.similarities(vector, [h.id for h in hits])
+        relevance = max(similarities, default=0.0)
+        if not hits or relevance < min_relevance:
+            return Answer(question, NO_ANSWER, (), answered=False, relevance=relevance)
+        # Most similar first: a small model leans on the first passage.
+        ordered = [hit for _, hit in sorted(zip(similarities, hits, strict=True), key=lambda p: -p[0])]
+        messages, passages = self.context_messages(question, ordered)
+        text, prompt_tokens = self.generate(messages)
+        cited, unknown = parse_citations(text, len(passages))
+        return Answer(question, text, passages, cited, unknown, answered=not says_no_answer(text),
+                      relevance=relevance, prompt_tokens=prompt_tokens)
+
+    def answer_closed_book(self, question: str) -> Answer:
+        """The model's answer without retrieval (the baseline RAG must beat)."""
+        text, prompt_tokens = self.generate(self.closed_book_messages(question))
+        return Answer(question, text, (), prompt_tokens=prompt_tokens)

@@ -1,0 +1,68 @@
+"""Settings of a RAG plan (the ``config:`` block of a plan whose method is ``rag``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, get_args
+
+SearchMode = Literal["dense", "bm25", "hybrid"]
+SEARCH_MODES: tuple[str, ...] = get_args(SearchMode)
+
+
+@dataclass
+class RagConfig:
+    """How to index the plan's documents, retrieve from them and evaluate the answers."""
+
+    embedding_model: str | None = field(
+        default=None,
+        metadata={"help": "sentence-transformers model: a local folder, or None for the bundled all-MiniLM-L6-v2"},
+    )
+    index_dir: str | None = field(
+        default=None,
+        metadata={"help": "where the index lives; None = <output_dir>/index. An existing index is updated "
+                          "incrementally (only new or changed files are embedded)"},
+    )
+    chunk_tokens: int = field(
+        default=200, metadata={"help": "chunk length in embedding-model tokens (MiniLM reads at most 256)"}
+    )
+    overlap_tokens: int = field(
+        default=40, metadata={"help": "tokens shared by consecutive chunks so no sentence is cut off from both"}
+    )
+    mode: SearchMode = field(
+        default="hybrid",
+        metadata={"help": "retrieval for answers: dense (embeddings), bm25 (keywords) or hybrid (both, fused)"},
+    )
+    k: int = field(default=3, metadata={"help": "chunks put in the prompt per question"})
+    questions: str | None = field(
+        default=None,
+        metadata={"help": "jsonl of {question, source, answer} to evaluate retrieval and answers; "
+                          "None = index only"},
+    )
+    recall_at: tuple[int, ...] = field(
+        default=(1, 3, 5, 10), metadata={"help": "cut-offs k for recall@k in the report"}
+    )
+    answer_questions: int = field(
+        default=40,
+        metadata={"help": "how many questions the model answers with and without retrieval (0 = skip; "
+                          "each costs a generation)"},
+    )
+    max_new_tokens: int = field(default=48, metadata={"help": "longest generated answer, in model tokens"})
+    max_context_tokens: int = field(
+        default=1536, metadata={"help": "budget of retrieved text in the model's prompt, in model tokens"}
+    )
+    min_relevance: float = field(
+        default=0.3,
+        metadata={"help": "cosine similarity the best chunk must reach, else the answer says the documents "
+                          "do not contain it (no generation)"},
+    )
+    batch_size: int = field(default=32, metadata={"help": "chunks embedded per batch"})
+
+    def __post_init__(self) -> None:
+        from tunewise.methods.rag.chunking import check_window
+
+        check_window(self.chunk_tokens, self.overlap_tokens)
+        if self.mode not in SEARCH_MODES:
+            from tunewise.plugins.errors import TunewiseError
+
+            raise TunewiseError(f"config.mode: {self.mode!r} is not one of {', '.join(SEARCH_MODES)}")
+        self.recall_at = tuple(int(k) for k in self.recall_at)

@@ -1,0 +1,65 @@
+"""The markdown report of a RAG run: index, retrieval per mode, answers with vs without retrieval."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+RETRIEVAL_EXPLAINED = (
+    "recall@k: share of answerable questions whose gold document is among the top k chunks; MRR: mean "
+    "of 1/rank of the first chunk from the gold document (0 when it is not in the top {depth})."
+)
+ANSWERS_EXPLAINED = (
+    "containment: the reference answer appears word for word in the model's answer (after lower-casing "
+    "and removing punctuation); token recall / F1: overlap of words with the reference."
+)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    return lines
+
+
+def render_report(*, plan_summary: Mapping[str, Any], index_summary: Mapping[str, Any],
+                  retrieval: Mapping[str, Mapping[str, float]], cutoffs: Sequence[int],
+                  answers: Mapping[str, Mapping[str, float]] | None, samples: Sequence[Mapping[str, Any]],
+                  wall_s: float) -> str:
+    lines = ["# RAG run report", ""]
+    lines += [f"- {key}: {value}" for key, value in plan_summary.items()]
+    lines += ["", "## Index", ""]
+    lines += [f"- {key}: {value}" for key, value in index_summary.items()]
+    if retrieval:
+        lines += ["", "## Retrieval", "", RETRIEVAL_EXPLAINED.format(depth=max(cutoffs)), ""]
+        header = ["mode", *(f"recall@{k}" for k in cutoffs), "MRR", "median latency (ms)", "questions"]
+        rows = [[mode, *(scores.get(f"recall@{k}", 0.0) for k in cutoffs), scores.get("mrr", 0.0),
+                 scores.get("median_latency_ms", 0.0), int(scores.get("questions", 0))]
+                for mode, scores in retrieval.items()]
+        lines += _table(header, rows)
+    if answers:
+        lines += ["", "## Answers with and without retrieval", "", ANSWERS_EXPLAINED, ""]
+        names = sorted({name for scores in answers.values() for name in scores})
+        lines += _table(["metric", *answers], [[name, *(answers[c].get(name, "–") for c in answers)]
+                                              for name in names])
+        lines += ["", "citation_rate: answers citing at least one passage; gold_citation_rate: answers citing a "
+                      "passage from the gold document; abstain_unanswerable: questions the documents do not answer "
+                      "that got \"the documents do not contain the answer\"; abstain_answerable: answerable "
+                      "questions wrongly refused."]
+    if samples:
+        lines += ["", "## Sample answers", ""]
+        for sample in samples:
+            lines += [f"**Q:** {sample['question']}  ", f"**reference:** {sample.get('reference')}  ",
+                      f"**without retrieval:** {sample.get('closed_book', '')}  ",
+                      f"**with retrieval:** {sample.get('answer', '')}  "]
+            for passage in sample.get("passages", []):
+                cited = " (cited)" if passage.get("cited") else ""
+                lines.append(f"  - [{passage['number']}] {passage['source']} chunk {passage['chunk_id']}{cited}")
+            lines.append("")
+    lines += ["", f"Wall time: {wall_s:.1f} s", ""]
+    return "\n".join(lines)

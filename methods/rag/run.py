@@ -1,0 +1,219 @@
+"""``tunewise run`` for a RAG plan: index the plan's documents, evaluate retrieval and answers, report.
+
+Steps: build or update the index (only new or changed files are embedded); recall@k and MRR of the
+``dense``, ``bm25`` and ``hybrid`` modes on the question set; the model answers questions with
+retrieval (the plan's ``mode``) and without (closed book) so the report shows what retrieval adds.
+Writes ``report.md``, ``metrics.json`` and ``answers.jsonl`` into the output folder; the index lives
+in ``config.index_dir`` (default ``<output_dir>/index``) and is reused by the next run.
+
+Events: ``start``; ``log`` per stage and every few embedding batches / answers (no ``progress``
+events: nothing here has a training loss); ``eval`` ``before`` (closed-book answers) and ``after``
+(retrieval and answers with retrieval).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tunewise.methods.rag.config import SEARCH_MODES, RagConfig
+from tunewise.methods.rag.evaluate import (
+    Question,
+    answer_scores,
+    evaluate_retrieval,
+    load_questions,
+    mean_scores,
+    source_matches,
+    write_json,
+)
+from tunewise.methods.rag.report import render_report
+from tunewise.plugins.errors import TunewiseError
+from tunewise.plugins.types import EventSink, Plan, RunResult
+
+SAMPLES_IN_REPORT = 5
+
+
+def config_from_plan(plan: Plan) -> RagConfig:
+    known = {f.name for f in dataclasses.fields(RagConfig)}
+    unknown = sorted(set(plan.config) - known)
+    if unknown:
+        raise TunewiseError(f"{plan.source or 'plan'}: config has unknown RAG settings {', '.join(unknown)}; "
+                            f"known: {', '.join(sorted(known))}")
+    values = dict(plan.config)
+    if "recall_at" in values and not isinstance(values["recall_at"], (list, tuple)):
+        values["recall_at"] = (values["recall_at"],)
+    return RagConfig(**values)
+
+
+def plan_path(value: str, plan: Plan) -> Path:
+    """A path from the plan's config: relative ones are tried next to the plan file, then from here."""
+    path = Path(value).expanduser()
+    if not path.is_absolute() and plan.source:
+        beside = Path(plan.source).expanduser().resolve().parent / path
+        if beside.exists():
+            return beside
+    return path
+
+
+def _progress_logger(events: EventSink, what: str) -> Any:
+    """Log roughly every quarter of the work (and the end)."""
+    marks: set[int] = set()
+
+    def report(done: int, total: int) -> None:
+        quarter = 4 * done // max(total, 1)
+        if quarter not in marks:
+            marks.add(quarter)
+            events("log", level="info", message=f"{what}: {done}/{total}")
+
+    return report
+
+
+def _answer_eval(answerer: Any, index: Any, questions: Sequence[Question], config: RagConfig,
+                 events: EventSink) -> tuple[dict[str, dict[str, float]], list[dict[str, Any]]]:
+    """Mean answer scores with and without retrieval, and one record per question."""
+    with_rows: list[dict[str, float]] = []
+    closed_rows: list[dict[str, float]] = []
+    citation_flags: list[dict[str, float]] = []
+    abstained_unanswerable: list[float] = []
+    records: list[dict[str, Any]] = []
+    for number, question in enumerate(questions, start=1):
+        rag = answerer.answer(index, question.question, k=config.k, mode=config.mode,
+                              min_relevance=config.min_relevance)
+        record: dict[str, Any] = {"question": question.question, "gold_source": question.source,
+                                  "reference": question.answer, **rag.to_json()}
+        if question.answerable and question.answer is not None:
+            closed = answerer.answer_closed_book(question.question)
+            record["closed_book"] = closed.text
+            record["scores"] = answer_scores(rag.text, question.answer)
+            record["closed_book_scores"] = answer_scores(closed.text, question.answer)
+            with_rows.append(record["scores"])
+            closed_rows.append(record["closed_book_scores"])
+            gold = question.source or ""
+            citation_flags.append({
+                "citation_rate": float(bool(rag.cited)),
+                "gold_citation_rate": float(any(source_matches(c.source, gold) for c in rag.citations)),
+                "abstain_answerable": float(not rag.answered),
+            })
+        else:
+            abstained_unanswerable.append(float(not rag.answered))
+        records.append(record)
+        if number % 10 == 0 or number == len(questions):
+            events("log", level="info", message=f"answered {number}/{len(questions)} questions")
+    with_retrieval = {**mean_scores(with_rows), **mean_scores(citation_flags)}
+    if abstained_unanswerable:
+        with_retrieval["abstain_unanswerable"] = sum(abstained_unanswerable) / len(abstained_unanswerable)
+    return {"with retrieval": with_retrieval, "without retrieval": mean_scores(closed_rows)}, records
+
+
+def _device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def run(plan: Plan, events: EventSink) -> RunResult:
+    from tunewise.methods.rag.answer import Answerer
+    from tunewise.methods.rag.embed import Embedder, resolve_embedding_model
+    from tunewise.methods.rag.index import build_index
+
+    started = time.perf_counter()
+    config = config_from_plan(plan)
+    if not plan.data:
+        raise TunewiseError(f"{plan.source or 'plan'}: data: name the documents to index (a folder or files)")
+    out = Path(plan.output_dir).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    index_dir = Path(config.index_dir).expanduser() if config.index_dir else out / "index"
+    questions = load_questions(plan_path(config.questions, plan)) if config.questions else []
+    device = _device()
+    events("start", method="rag", total_steps=0, plan=plan.to_dict(), device=device,
+           questions=len(questions), index=str(index_dir))
+
+    events("log", level="info", message=f"loading embedding model {config.embedding_model or 'all-MiniLM-L6-v2'}")
+    embedder = Embedder(resolve_embedding_model(config.embedding_model), device=device)
+    index, update = build_index(
+        list(plan.data), index_dir, embedding_model=config.embedding_model, chunk_tokens=config.chunk_tokens,
+        overlap_tokens=config.overlap_tokens, batch_size=config.batch_size, embedder=embedder,
+        progress=_progress_logger(events, "embedded chunks"),
+        log=lambda message: events("log", level="info", message=message),
+    )
+
+    retrieval: dict[str, dict[str, float]] = {}
+    for mode in SEARCH_MODES:
+        def search(query: str, k: int, mode: str = mode) -> list[str]:
+            return [hit.chunk.source for hit in index.search(query, k=k, mode=mode)]
+
+        if questions:
+            retrieval[mode] = evaluate_retrieval(search, questions, config.recall_at)
+            events("log", level="info", message=f"retrieval ({mode}): " + ", ".join(
+                f"{name} {value:.3f}" for name, value in retrieval[mode].items()))
+
+    answers: dict[str, dict[str, float]] = {}
+    records: list[dict[str, Any]] = []
+    answerable = [q for q in questions if q.answerable][: config.answer_questions]
+    unanswerable = [q for q in questions if not q.answerable]
+    if config.answer_questions > 0 and answerable:
+        events("log", level="info", message=f"answering {len(answerable)} questions with and without retrieval "
+                                            f"(+{len(unanswerable)} the documents do not answer)")
+        answerer = Answerer(plan.model, max_new_tokens=config.max_new_tokens,
+                            max_context_tokens=config.max_context_tokens,
+                            dtype="bfloat16" if device == "cuda" else "float32")
+        if device == "cuda":
+            answerer.model.to(device)
+        answers, records = _answer_eval(answerer, index, answerable + unanswerable, config, events)
+
+    metrics_before = {f"answer_{k}": v for k, v in answers.get("without retrieval", {}).items()}
+    metrics_after = {f"answer_{k}": v for k, v in answers.get("with retrieval", {}).items()}
+    for mode, scores in retrieval.items():
+        metrics_after.update({f"{mode}_{name}": value for name, value in scores.items() if name != "questions"})
+    if metrics_before:
+        events("eval", phase="before", step=0, metrics=metrics_before)
+    if metrics_after:
+        events("eval", phase="after", step=0, metrics=metrics_after)
+
+    wall_s = time.perf_counter() - started
+    index_summary = {
+        "folder": str(index_dir),
+        "embedding model": f"{index.model.name} ({index.embedder.dimension} dimensions, fingerprint "
+                           f"{index.model.fingerprint[:12]})",
+        "chunking": f"{index.manifest['chunking']['chunk_tokens']} tokens, overlap "
+                    f"{index.manifest['chunking']['overlap_tokens']}",
+        "files": len(index.manifest["files"]),
+        "chunks": len(index),
+        "this run": update.summary(),
+    }
+    plan_summary = {"documents": ", ".join(plan.data), "model": plan.model or "embedded SmolLM2-135M-Instruct",
+                    "answer mode": f"{config.mode}, k={config.k}",
+                    "questions": f"{config.questions} ({len(questions)})" if config.questions else "none"}
+    samples = []
+    for record in records[:SAMPLES_IN_REPORT]:
+        cited = {c["number"] for c in record["citations"]}
+        samples.append({**record, "passages": [{**p, "cited": p["number"] in cited} for p in record["passages"]]})
+    report_text = render_report(plan_summary=plan_summary, index_summary=index_summary, retrieval=retrieval,
+                                cutoffs=config.recall_at, answers=answers or None, samples=samples, wall_s=wall_s)
+    report_path = out / "report.md"
+    report_path.write_text(report_text, encoding="utf-8")
+    metrics_path = out / "metrics.json"
+    write_json(metrics_path, {"retrieval": retrieval, "answers": answers, "index": {
+        "chunks": len(index), "files": len(index.manifest["files"]), "added": len(update.added),
+        "changed": len(update.changed), "removed": len(update.removed), "chunks_embedded": update.chunks_embedded,
+        "index_seconds": update.seconds}, "wall_s": wall_s})
+    artifacts = {"index": str(index_dir), "report": str(report_path), "metrics": str(metrics_path)}
+    if records:
+        answers_path = out / "answers.jsonl"
+        answers_path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+        artifacts["answers"] = str(answers_path)
+    mode_scores = retrieval.get(config.mode, {})
+    summary = f"indexed {len(index)} chunks from {len(index.manifest['files'])} files"
+    if mode_scores:
+        summary += f"; {config.mode} recall@{max(config.recall_at)} {mode_scores.get(f'recall@{max(config.recall_at)}', 0):.2f}"
+        summary += f", MRR {mode_scores.get('mrr', 0):.2f}"
+    if answers:
+        summary += (f"; answer containment {answers['with retrieval'].get('containment', 0):.2f} with retrieval vs "
+                    f"{answers['without retrieval'].get('containment', 0):.2f} without")
+    return RunResult("rag", "completed", metrics_before=metrics_before, metrics_after=metrics_after,
+                     artifacts=artifacts, report=str(report_path), message=summary, output_dir=str(out),
+                     wall_s=round(wall_s, 2))
