@@ -56,6 +56,8 @@ def _chosen(argv: Sequence[str]) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tunewise`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if _chosen(argv) is None and any(t.split("=")[0] in ("--answers", "--run", "--label") for t in argv):
+        argv.insert(0, "tui")  # `tunewise --answers FILE` opens the app like `tunewise tui --answers FILE`
     parser, sub = _parser()
     chosen = _chosen(argv)
     for name, help_text in COMMANDS.items():

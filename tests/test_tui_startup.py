@@ -39,3 +39,12 @@ def test_tui_command_help_is_light() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "--answers FILE" in proc.stdout and "--run DIR" in proc.stdout
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_app_options_work_without_the_tui_command(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`tunewise --answers FILE` is `tunewise tui --answers FILE`; a missing file is a one-line error."""
+    from support import run_cli
+
+    proc = run_cli("--answers", str(tmp_path / "missing.yaml"))
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == f"tunewise tui: error: --answers {tmp_path / 'missing.yaml'}: file not found"

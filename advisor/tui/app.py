@@ -68,7 +68,13 @@ class TunewiseApp(App[int]):
                 self.notify, f"{shown}{more}\n`tunewise plugins` lists them all.", markup=False,
                 title=f"{len(self.plugin_failures)} plugin problem(s): skipped", severity="warning", timeout=15,
             )
-        return f"{len(methods)} methods: " + ", ".join(cls.title for cls in methods.values())
+        summary = f"{len(methods)} methods: " + ", ".join(cls.title for cls in methods.values())
+        if self.plugin_failures:
+            from rich.markup import escape
+
+            summary += (f"\n[$warning]⚠ {len(self.plugin_failures)} plugin problem(s), skipped: "
+                        f"{escape(self.plugin_failures[0])}[/]")
+        return summary
 
     # -- consultation ----------------------------------------------------------------------------
 
