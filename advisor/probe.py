@@ -91,12 +91,13 @@ def write_probe_data(method: str, folder: Path, rows: int = 600) -> Path:
     path = folder / "probe.jsonl"
     lines = []
     for i in range(rows):
-        words = [_WORDS[(i * 7 + j * 13) % len(_WORDS)] for j in range(60 + i % 40)]
+        # Short rows so that even a 64-token sequence keeps an answer; packing fills longer sequences.
+        words = [_WORDS[(i * 7 + j * 13) % len(_WORDS)] for j in range(12 + i % 12)]
         sentence = " ".join(words)
         if method == "continual_pretraining":
             lines.append({"text": f"Note {i}. {sentence.capitalize()}."})
         else:
-            lines.append({"instruction": f"Summarise note {i}: {sentence}", "output": " ".join(words[: 20 + i % 10])})
+            lines.append({"instruction": f"Summarise note {i}: {sentence}", "output": " ".join(words[: 5 + i % 5])})
     path.write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
     return path
 
