@@ -79,21 +79,28 @@ async def test_cancel_leaves_a_complete_checkpoint_and_resume_continues_from_it(
                     "training: {max_steps: 400, batch_size: 1, seq_len: 64, eval_max_examples: 2,\n"
                     "           generation_examples: 0, save_steps: 1000}\n")
     out = tmp_path / "runs" / "long"
-    app = TunewiseApp(decisions_dir=tmp_path / "decisions", workdir=tmp_path)
+    # The run starts in one app session, which then quits: the run goes on without it.
+    first = TunewiseApp(decisions_dir=tmp_path / "decisions", workdir=tmp_path)
+    async with first.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        started = first.start_run(plan, out)
+        first.show_run(out, started)
+        await pilot.pause()
+    assert started.running, "quitting the app leaves the run going"
+    # A second session (`tunewise --run DIR`) follows it and can cancel it.
+    app = TunewiseApp(run_dir=out, decisions_dir=tmp_path / "decisions", workdir=tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
-        process = app.start_run(plan, out)
-        app.show_run(out, process)
-        await pilot.pause()
         screen = app.screen
+        assert type(screen).__name__ == "RunScreen" and type(screen.process).__name__ == "AttachedRun"
         await _wait(pilot, lambda: screen.state.step >= 2, what="two training steps")
         await pilot.press("c")
         assert type(app.screen).__name__ == "ConfirmDialog"
         await pilot.press("y")
         await _wait(pilot, lambda: screen.state.finished, what="the cancelled run to end")
         assert screen.state.status == "cancelled"
-        await _wait(pilot, lambda: process.poll() is not None, what="the process to exit")
-        assert process.poll() == 130
+        await _wait(pilot, lambda: started.poll() is not None, what="the process to exit")
+        assert started.poll() == 130
         cancelled_at = screen.state.step
         assert screen.state.checkpoints, "cancelling writes a checkpoint"
         step, path = screen.state.checkpoints[-1]
@@ -111,3 +118,5 @@ async def test_cancel_leaves_a_complete_checkpoint_and_resume_continues_from_it(
         await pilot.press("c", "y")
         await _wait(pilot, lambda: screen.state.finished, what="the second cancel")
         assert screen.state.status == "cancelled"
+        resumed = screen.process
+        await _wait(pilot, lambda: resumed.poll() is not None, what="the resumed process to exit")

@@ -16,7 +16,7 @@ from tunewise.advisor.tui.screens.welcome import WelcomeScreen
 
 if TYPE_CHECKING:
     from tunewise.advisor.tui.consultation import Consultation
-    from tunewise.advisor.tui.run_watch import RunProcess, RunState
+    from tunewise.advisor.tui.run_watch import RunHandle, RunProcess, RunState
 
 
 class TunewiseApp(App[int]):
@@ -149,11 +149,17 @@ class TunewiseApp(App[int]):
         self.runs[Path(out_dir).resolve()] = process
         return process
 
-    def show_run(self, run_dir: Path, process: RunProcess | None = None) -> None:
+    def show_run(self, run_dir: Path, process: RunHandle | None = None) -> None:
         from tunewise.advisor.tui.screens.run import RunScreen
 
         run_dir = Path(run_dir)
         process = process or self.runs.get(run_dir.resolve())
+        if process is None:
+            from tunewise.advisor.tui.run_watch import AttachedRun, launched_pid
+
+            pid = launched_pid(run_dir)
+            if pid is not None:  # started by an earlier app session and still going
+                process = AttachedRun(run_dir, pid)
         self.push_screen(RunScreen(run_dir, process))
 
     def watch_run(self, run_dir: Path) -> None:

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from tunewise.plugins.events import parse_event_line
 
@@ -185,6 +185,26 @@ def run_command(plan_path: Path, out_dir: Path, *, resume: bool = False) -> list
     return command
 
 
+class RunHandle(Protocol):
+    """What the run screen needs of a run it can stop: a :class:`RunProcess` or an :class:`AttachedRun`."""
+
+    out_dir: Path
+    plan_path: Path
+    resume: bool
+
+    @property
+    def command(self) -> list[str]: ...
+
+    @property
+    def running(self) -> bool: ...
+
+    def poll(self) -> int | None: ...
+
+    def cancel(self) -> bool: ...
+
+    def log_tail(self, lines: int = 20) -> str: ...
+
+
 class RunProcess:
     """A ``tunewise run`` started by the app in its own session (survives the app and the terminal)."""
 
@@ -227,6 +247,59 @@ class RunProcess:
             return False
         assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
+        return True
+
+    def log_tail(self, lines: int = 20) -> str:
+        path = self.out_dir / RUN_LOG_FILE
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+
+
+def launched_pid(run_dir: Path) -> int | None:
+    """The pid of a ``tunewise run`` an earlier app session started for ``run_dir``, if it still runs.
+
+    The pid is trusted only while ``/proc/<pid>/cmdline`` is a ``tunewise run`` for this folder, so a
+    recycled pid is never signalled (without ``/proc`` this returns None: no cancel from outside).
+    """
+    launch = run_dir / LAUNCH_FILE
+    try:
+        pid = int(json.loads(launch.read_text(encoding="utf-8"))["pid"])
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    words = [a.decode("utf-8", "replace") for a in argv]
+    out = str(run_dir.resolve())
+    is_run = "tunewise.advisor.cli" in words and "run" in words
+    same_dir = any(w and Path(w).resolve() == Path(out) for w in words if not w.startswith("-"))
+    return pid if is_run and same_dir else None
+
+
+class AttachedRun:
+    """A run this app session did not start (found through ``tui-run.json``): follow and cancel it."""
+
+    def __init__(self, run_dir: Path, pid: int) -> None:
+        self.out_dir = Path(run_dir)
+        self.pid = pid
+        self.plan_path = launched_plan(self.out_dir) or self.out_dir / "plan.yaml"
+        self.resume = False
+
+    @property
+    def command(self) -> list[str]:
+        return run_command(self.plan_path, self.out_dir)
+
+    @property
+    def running(self) -> bool:
+        return launched_pid(self.out_dir) == self.pid
+
+    def poll(self) -> int | None:
+        """None while it runs; -1 once it is gone (not our child: its exit code is unknown)."""
+        return None if self.running else -1
+
+    def cancel(self) -> bool:
+        if not self.running:
+            return False
+        os.kill(self.pid, signal.SIGTERM)
         return True
 
     def log_tail(self, lines: int = 20) -> str:

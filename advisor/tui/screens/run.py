@@ -12,7 +12,7 @@ from textual.widgets import Footer, Header, Log, ProgressBar, Static
 from tunewise.advisor.tui.run_watch import (
     EVENTS_FILE,
     EventTail,
-    RunProcess,
+    RunHandle,
     RunState,
     format_duration,
     launched_plan,
@@ -34,7 +34,7 @@ class RunScreen(TunewiseScreen):
         Binding("escape", "back", "Back"),
     ]
 
-    def __init__(self, run_dir: Path, process: RunProcess | None = None) -> None:
+    def __init__(self, run_dir: Path, process: RunHandle | None = None) -> None:
         super().__init__()
         self.run_dir = Path(run_dir)
         self.process = process
@@ -90,9 +90,10 @@ class RunScreen(TunewiseScreen):
             return
         self._crash_reported = True
         tail = self.process.log_tail(15) if self.process else ""
+        how = f"exited with code {code}" if code >= 0 else "is no longer running"
         self.app.push_screen(ErrorDialog(
             "The run stopped without finishing",
-            f"`tunewise run` exited with code {code} before reporting an end. "
+            f"`tunewise run` {how} before reporting an end. "
             f"Its output is in {self.run_dir / 'tui-run.log'}; resume with r once fixed.",
             tail,
         ))
@@ -142,7 +143,7 @@ class RunScreen(TunewiseScreen):
 
     def action_cancel_run(self) -> None:
         if self.process is None or not self.process.running:
-            self.notify("No run of this session is going: nothing to cancel.", severity="warning")
+            self.notify("This run is not going: nothing to cancel.", severity="warning")
             return
 
         def confirmed(yes: bool | None) -> None:
@@ -161,7 +162,7 @@ class RunScreen(TunewiseScreen):
         if self.state.status == "completed":
             self.notify("The run already completed.", severity="warning")
             return
-        plan = self.process.plan_path if self.process else launched_plan(self.run_dir)
+        plan = launched_plan(self.run_dir) or (self.process.plan_path if self.process else None)
         if plan is None:
             self.notify(f"No plan found for {self.run_dir}: resume it with `tunewise run PLAN --out "
                         f"{self.run_dir} --resume`.", severity="error")
