@@ -201,7 +201,10 @@ def run_plan(plan: Plan, *, events_to_stdout: bool = False, show_progress: bool 
     out.mkdir(parents=True, exist_ok=True)
     plan = replace(plan, output_dir=str(out))
     mode = "a" if plan.resume else "w"
-    with open(out / "events.jsonl", mode, encoding="utf-8") as events_file:
+    from tunewise.plugins.parallelism import events_file_name
+
+    # One of several data-parallel processes: only rank 0 writes the run's events.jsonl.
+    with open(out / events_file_name(), mode, encoding="utf-8") as events_file:
         streams: list[IO[str]] = [events_file]
         if events_to_stdout:
             streams.append(sys.stdout)

@@ -127,8 +127,10 @@ class TrainLoop:
         identity: dict[str, Any],
         evaluate: Evaluate | None = None,
         on_checkpoint: Callable[[str], None] | None = None,
+        parallel: Any = None,
     ) -> None:
         import torch
+        from tunewise.methods._hf.distributed import current
 
         self.model = model
         self.settings = settings
@@ -147,6 +149,9 @@ class TrainLoop:
         if not self.named:
             raise ValueError("the model has no trainable parameters")
         self.params = [p for _, p in self.named]
+        self.parallel = parallel or current()
+        """Data-parallel hooks (:mod:`~tunewise.methods._hf.distributed`); identities in a single process."""
+        self.step_loss = self.parallel.step_loss(model, loss_fn)
         self.optimizer = self._optimizer()
         self.names = {i: n for i, (n, _) in enumerate(self._ordered_named())}
         self.scaler = (torch.amp.GradScaler("cuda") if placement.is_cuda and placement.precision == "fp16" else None)
@@ -168,8 +173,9 @@ class TrainLoop:
             groups.append({"params": no_decay, "weight_decay": 0.0})
         floating = all(p.dtype in (torch.float32, torch.float16, torch.bfloat16) for p in self.params)
         same_device = len({p.device for p in self.params}) == 1
+        sharded = any(hasattr(p, "device_mesh") for p in self.params)  # FSDP DTensors: foreach only
         # The fused kernel (CUDA, and CPU since torch 2.4) is the fastest AdamW; foreach otherwise.
-        kwargs: dict[str, Any] = {"fused": True} if floating and same_device else {"foreach": True}
+        kwargs: dict[str, Any] = {"fused": True} if floating and same_device and not sharded else {"foreach": True}
         try:
             return torch.optim.AdamW(groups, lr=self.learning_rate, betas=(0.9, 0.999), eps=1e-8, **kwargs)
         except (RuntimeError, TypeError):
@@ -196,16 +202,23 @@ class TrainLoop:
                 torch.cuda.set_rng_state_all(states)
 
     def save_checkpoint(self, state: LoopState) -> str:
-        weights = {n: p for n, p in self.named}
+        # Under FSDP the gathers are collectives: every rank takes part, rank 0 writes.
+        weights = self.parallel.full_tensors({n: p for n, p in self.named})
         opt_tensors, groups = optimizer_tensors(self.optimizer, self.names)
+        opt_tensors = self.parallel.full_tensors(opt_tensors)
+        rng = self.parallel.rng_tensors(self._rng_tensors())
+        if not self.parallel.is_main:
+            self.parallel.barrier()
+            return str(self.store.root / f"step-{state.step:08d}")
         path = self.store.save(
-            state.step, weights, opt_tensors, self._rng_tensors(),
+            state.step, weights, opt_tensors, rng,
             {"identity": self.identity, "loop": state.to_json(), "optimizer_groups": groups,
              "scaler": self.scaler.state_dict() if self.scaler else None, "total_steps": self.total_steps},
         )
         self.events("checkpoint", step=state.step, path=str(path))
         if self.on_checkpoint:
             self.on_checkpoint(str(path))
+        self.parallel.barrier()
         return str(path)
 
     def restore(self, checkpoint: Any) -> LoopState:
@@ -220,11 +233,13 @@ class TrainLoop:
                            f"unknown {sorted(unknown)[:3]})")
         with torch.no_grad():
             for n, p in self.named:
-                p.copy_(checkpoint.weights[n])
-        restore_optimizer(self.optimizer, self.names, checkpoint.optimizer, checkpoint.state["optimizer_groups"])
+                p.copy_(self.parallel.like_param(checkpoint.weights[n], p))
+        restore_optimizer(self.optimizer, self.names,
+                          self.parallel.optimizer_state_like_params(checkpoint.optimizer, dict(self.named)),
+                          checkpoint.state["optimizer_groups"])
         if self.scaler and checkpoint.state.get("scaler"):
             self.scaler.load_state_dict(checkpoint.state["scaler"])
-        self._restore_rng(checkpoint.rng)
+        self._restore_rng(self.parallel.own_rng(checkpoint.rng))
         return LoopState.from_json(checkpoint.state["loop"])
 
     # -- the loop ------------------------------------------------------------------------------
@@ -290,19 +305,22 @@ class TrainLoop:
                 step = state.step
                 epoch, index = divmod(step, self.batches.steps_per_epoch)
                 micro = self.batches.step_batches(epoch, index)
-                step_targets = sum(mb.num_targets for mb in micro)
+                # Whole-step counts (all ranks'), from the host: normalising needs no communication.
+                step_targets, step_tokens = self.parallel.step_counts(self.batches, micro)
                 lr = self._set_lr(step)
-                for mb in micro:
+                for i, mb in enumerate(micro):
                     mb = mb.to(device)
-                    with autocast(self.placement):
-                        loss_sum = self.loss_fn(model, mb)
-                    scaled = loss_sum / max(1, step_targets)
-                    if self.scaler is not None:
-                        self.scaler.scale(scaled).backward()
-                    else:
-                        scaled.backward()
+                    with self.parallel.gradient_sync(i == len(micro) - 1):
+                        with autocast(self.placement):
+                            loss_sum = self.step_loss(mb)
+                        # Data-parallel engines average gradients over ranks; the scale makes it a sum.
+                        scaled = loss_sum * self.parallel.loss_scale / max(1, step_targets)
+                        if self.scaler is not None:
+                            self.scaler.scale(scaled).backward()
+                        else:
+                            scaled.backward()
                     window_loss += loss_sum.detach().float()
-                    window_tokens += mb.num_tokens
+                window_tokens += step_tokens
                 window_targets += step_targets
                 if self.scaler is not None:
                     self.scaler.unscale_(self.optimizer)
@@ -315,17 +333,20 @@ class TrainLoop:
                     self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
                 state.step += 1
-                state.tokens_seen += sum(mb.num_tokens for mb in micro)
+                state.tokens_seen += step_tokens
                 elapsed = time.perf_counter() - started
                 state.train_seconds += elapsed
                 window_seconds += elapsed
 
                 stop_requested = stop_requested or bool(getattr(self.events, "stop_requested", False))
+                if self.parallel.world > 1:  # all ranks must stop at the same step
+                    stop_requested, signals.received = self.parallel.agree_stop(stop_requested, signals.received)
                 last = state.step == self.total_steps
                 wants_save = (state.step % settings.save_steps == 0 and not last) or signals.received
                 if state.step % settings.logging_steps == 0 or last or wants_save or stop_requested:
-                    loss = window_loss.item() / max(1, window_targets)  # the one sync per logged step
-                    norm = float(grad_norm) if grad_norm is not None else None
+                    # the one sync per logged step
+                    loss = self.parallel.sum(window_loss).item() / max(1, window_targets)
+                    norm = self.parallel.scalar(grad_norm) if grad_norm is not None else None
                     finite = math.isfinite(loss) and (norm is None or math.isfinite(norm) or self.scaler is not None)
                     if not finite:
                         return self._non_finite(state, loss, norm, lr)

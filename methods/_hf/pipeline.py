@@ -295,6 +295,10 @@ def run_training(plan: Plan, events: EventSink, spec: MethodSpec) -> RunResult:
 
     # 2. placement, preflight, checkpoints
     placement = resolve_placement(settings.device, settings.precision)
+    from tunewise.methods._hf.distributed import setup as setup_parallel
+
+    parallel = setup_parallel(plan.distributed, placement, spec.kind)  # joins the group under torchrun
+    placement = parallel.placement(placement)
     if spec.quantize_4bit:
         from tunewise.methods._hf.modeling import qlora_problem
 
@@ -309,7 +313,7 @@ def run_training(plan: Plan, events: EventSink, spec: MethodSpec) -> RunResult:
     check_fits(estimate, placement)
     config_values = dataclasses.asdict(spec.config)
     identity = run_identity(method=spec.id, model_name=ref.name, model_path=ref.path, data_files=corpus.files,
-                            config=config_values, training=settings.identity(),
+                            config=config_values, training={**settings.identity(), **parallel.identity()},
                             precision=placement.precision, device_type=placement.device_type)
     store = CheckpointStore(out / "checkpoints", settings.keep_checkpoints)
     resume_from = _check_output(store, out, plan, identity, events)
@@ -317,6 +321,7 @@ def run_training(plan: Plan, events: EventSink, spec: MethodSpec) -> RunResult:
     learning_rate = settings.learning_rate or spec.default_learning_rate
     batches = PackedBatches(corpus.train, settings.batch_size, settings.grad_accum, settings.seed,
                             _pad_id(tokenizer))
+    batches = parallel.shard(batches)
     from tunewise.methods._hf.loop import total_steps
 
     steps = total_steps(settings, batches.steps_per_epoch)
@@ -375,6 +380,10 @@ def _train_and_report(plan: Plan, events: Any, spec: MethodSpec, settings: Train
                               gradient_checkpointing=settings.gradient_checkpointing)
     if spec.prepare is not None:
         model = spec.prepare(model, placement, settings)
+    from tunewise.methods._hf.distributed import current
+
+    parallel = current()
+    model = parallel.prepare_model(model)
     trainable, total = trainable_summary(model)
     events("log", level="info", message=f"training {trainable:,} of {total:,} parameters "
                                         f"({100 * trainable / max(1, total):.2f}%) on {device_description(placement)}")
@@ -423,7 +432,16 @@ def _train_and_report(plan: Plan, events: Any, spec: MethodSpec, settings: Train
     after, answers_after = _evaluate(model, tokenizer, corpus, placement, settings, held, with_generation=True)
     if after:
         events("eval", phase="after", step=outcome.state.step, metrics=after)
-    artifacts = spec.save(model, tokenizer, out)
+    def rebuild() -> Any:
+        plain = load_for_training(ref.path, placement, frozen_base=spec.frozen_base, quantize_4bit=spec.quantize_4bit)
+        return spec.prepare(plain, placement, settings) if spec.prepare is not None else plain
+
+    to_save = parallel.saveable(model, rebuild)  # FSDP: gathered into an unsharded copy on rank 0
+    if not parallel.is_main:
+        return RunResult(spec.id, "completed", metrics_before=before, metrics_after=after, output_dir=str(out),
+                         message=f"rank {parallel.rank} of {parallel.world}: done (rank 0 saves and reports)",
+                         steps=outcome.state.step, peak_memory_gb=round(peak_memory_gb(placement), 3))
+    artifacts = spec.save(to_save, tokenizer, out)
     generations = [
         {"where": e.where, "prompt": tokenizer.decode(e.prompt_ids or [], skip_special_tokens=False),
          "reference": e.reference or "", "before": b, "after": a}
