@@ -20,6 +20,7 @@ per step and time scales as 1/N in the estimate (communication is assumed hidden
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
@@ -93,3 +94,17 @@ def default_strategy(kind: str) -> str:
     (``ddp``): the adapters' states are tiny and a replicated frozen base is not re-gathered every step.
     """
     return "ddp" if kind == "lora" else "fsdp"
+
+
+def world_from_env() -> tuple[int, int, int]:
+    """(rank, world size, local rank) as torchrun / ``accelerate launch`` set them; (0, 1, 0) otherwise."""
+    world = int(os.environ.get("WORLD_SIZE") or 1)
+    rank = int(os.environ.get("RANK") or 0)
+    local = int(os.environ.get("LOCAL_RANK") or rank)
+    return rank, world, local
+
+
+def events_file_name() -> str:
+    """Where this process writes its run events: rank 0 the run's ``events.jsonl``, others their own file."""
+    rank, world, _ = world_from_env()
+    return "events.jsonl" if world == 1 or rank == 0 else f"events.rank-{rank}.jsonl"

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tunewise.plugins.parallelism import DistributedSettings
+    from tunewise.plugins.types import Plan
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -18,6 +23,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events", choices=("-",), default=None,
                         help="also write the JSON-lines event stream to stdout (-)")
     parser.add_argument("--quiet", action="store_true", help="no progress output on stderr")
+    parser.add_argument("--processes", type=int, default=None, metavar="N",
+                        help="train data-parallel on N processes (one per GPU; gloo CPU processes without one); "
+                             "overrides the plan's distributed.processes")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -34,7 +42,42 @@ def main(args: argparse.Namespace) -> int:
         report_plan_error(str(exc), events_to_stdout=to_stdout)
         raise
     plan = apply_overrides(plan, out=args.out, max_steps=args.max_steps, resume=args.resume, force=args.force)
+    from tunewise.plugins.parallelism import world_from_env
+
+    rank, world, _ = world_from_env()
+    if world == 1:
+        from tunewise.advisor.launch import plan_settings
+
+        settings = plan_settings(plan, args.processes)
+        if settings.processes > 1:
+            return _launch(args, plan, settings)
+    elif rank != 0:  # a data-parallel worker: rank 0 speaks for the run
+        to_stdout, args.quiet = False, True
     result, code = run_plan(plan, events_to_stdout=to_stdout, show_progress=not args.quiet)
     if result.status == "failed" and args.quiet:
         print(f"tunewise run: failed: {result.message}", file=sys.stderr)
     return code
+
+
+def _launch(args: argparse.Namespace, plan: Plan, settings: DistributedSettings) -> int:
+    """Start the data-parallel processes (each one runs this command again, as one rank)."""
+    from pathlib import Path
+
+    from tunewise.advisor.launch import launch
+    from tunewise.plugins.models import resolve_model
+
+    run_args = [args.plan, "--out", str(Path(plan.output_dir).expanduser().resolve())]
+    if args.max_steps is not None:
+        run_args += ["--max-steps", str(args.max_steps)]
+    run_args += [flag for flag, on in (("--resume", args.resume), ("--force", args.force),
+                                       ("--quiet", args.quiet)) if on]
+    if args.events == "-":
+        run_args += ["--events", "-"]
+    device = str(plan.training.get("device", "auto"))
+    cuda = False
+    if device != "cpu":
+        import torch
+
+        cuda = torch.cuda.is_available()
+    model_dir = resolve_model(plan.model, prepare=False).path
+    return launch(plan, settings, run_args, cuda=cuda, model_dir=model_dir)

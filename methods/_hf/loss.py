@@ -61,7 +61,9 @@ def causal_lm_loss(model: Any, batch: MicroBatch) -> Any:
     lm = _causal_lm(model)
     decoder = lm.get_decoder() if hasattr(lm, "get_decoder") else None
     head = lm.get_output_embeddings() if hasattr(lm, "get_output_embeddings") else None
-    if decoder is None or head is None or _has_logit_processing(lm.config):
+    # An FSDP-sharded model gathers its outer weights (embeddings, head) only in its own forward.
+    sharded_root = type(model).__name__.startswith("FSDP")
+    if decoder is None or head is None or _has_logit_processing(lm.config) or sharded_root:
         logits = model(**model_inputs(model, batch)).logits
         flat = logits.reshape(-1, logits.shape[-1]).index_select(0, batch.target_index)
         return F.cross_entropy(flat.float(), batch.target_ids, reduction="sum")
