@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "probe": "train a few real steps here and calibrate quotes for this hardware",
     "run": "run a plan file end to end: evaluate, train, evaluate, save, report",
     "label": "pick the better of two answers per prompt: preference data for RLHF / DPO",
+    "export": "write a plan as a LLaMA-Factory or Axolotl config (same method, model, data, hyperparameters)",
 }
 """Subcommand -> one-line help; the code lives in ``tunewise.advisor.commands.<name>``."""
 
