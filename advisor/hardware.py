@@ -128,7 +128,8 @@ def _localised(hw: Hardware) -> Hardware:
     measured = measured_cpu_peak()
     if measured:
         changes["peak_tflops"] = measured
-        changes["source"] = f"measured by `tunewise probe` on this machine ({measured:.2f} TFLOP/s bf16 matmul)"
+        changes["source"] = (f"measured by `tunewise probe` on this machine ({measured:.3g} TFLOP/s matmul in the "
+                             "precision runs use here)")
     return dataclasses.replace(hw, **changes) if changes else hw
 
 

@@ -35,12 +35,25 @@ class ProbeError(TunewiseError):
     """The probe could not run or measured nothing usable."""
 
 
+def cpu_trains_in_bf16() -> bool:
+    """Whether training here computes in bf16: only CPUs with AMX or AVX512-BF16 multiply bf16 natively
+    (elsewhere PyTorch emulates it far slower than fp32, so runs use fp32)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            flags = next((line.split(":", 1)[1].split() for line in fh if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return bool({"amx_bf16", "avx512_bf16"} & set(flags))
+
+
 def measure_cpu_peak_tflops(seconds: float = 1.5, size: int = 1024) -> float:
-    """This CPU's bf16 matmul throughput in TFLOP/s (best of several timed batches)."""
+    """This CPU's matmul throughput in TFLOP/s in the precision a run uses here (bf16 with AMX or
+    AVX512-BF16, else fp32): the best of several timed batches."""
     import torch
 
-    a = torch.randn(size, size, dtype=torch.bfloat16)
-    b = torch.randn(size, size, dtype=torch.bfloat16)
+    dtype = torch.bfloat16 if cpu_trains_in_bf16() else torch.float32
+    a = torch.randn(size, size, dtype=dtype)
+    b = torch.randn(size, size, dtype=dtype)
     for _ in range(3):
         a @ b  # warm up: thread pool, AMX tiles
     best = 0.0
