@@ -85,3 +85,19 @@ def test_fit_and_quote_breaches_are_listed() -> None:
 
 def test_conforming_method_passes() -> None:
     assert check_method(Tidy) is None
+
+
+def test_plugin_host_is_the_process_host_inside_the_block_only() -> None:
+    from tunewise.plugins import hookimpl
+    from tunewise.plugins.manager import get_host
+    from tunewise.plugins.testing import plugin_host
+
+    class Plugin:
+        @hookimpl
+        def tunewise_register_methods(self, register):  # type: ignore[no-untyped-def]
+            register(Tidy)
+
+    before = get_host()
+    with plugin_host(("tidy", Plugin())) as host:
+        assert get_host() is host and "tidy" in host.methods and "lora" in host.methods
+    assert get_host() is before and "tidy" not in before.methods
