@@ -94,3 +94,25 @@ def test_estimate_table_for_rlhf_lists_dpo() -> None:
     proc = run_cli("estimate", "--method", "rlhf", "--params-b", "8", "--tokens", "50M", "--gpu", "H100", "--gpus", "8")
     assert proc.returncode == 0, proc.stderr
     assert "Stages" in proc.stdout and "reward_model" in proc.stdout and "dpo" in proc.stdout
+
+
+def test_advice_imports_nothing_heavy() -> None:
+    """recommend / estimate / audit stay free of torch, transformers and textual."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from tunewise.advisor.answers import load_answers\n"
+        "from tunewise.advisor.ranking import rank\n"
+        "from tunewise.advisor.audit import audit\n"
+        f"rank(load_answers({str(EXAMPLES / 'support-billing.yaml')!r}))\n"
+        "import pathlib, tempfile\n"
+        "d = pathlib.Path(tempfile.mkdtemp()) / 'x.jsonl'\n"
+        "d.write_text('{\"text\": \"hello\"}\\n')\n"
+        "audit(d)\n"
+        "heavy = ('torch', 'transformers', 'trl', 'peft', 'datasets', 'textual', 'sentence_transformers', 'faiss')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
