@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tunewise.methods._builtin import BuiltinMethod
+from tunewise.methods.in_context.config import InContextConfig
 from tunewise.plugins import hookimpl
 
 
@@ -10,6 +11,7 @@ class InContextMethod(BuiltinMethod):
     id = "in_context"
     title = "In-context learning"
     summary = "Put a few selected input -> output examples in the prompt; no training."
+    config_class = InContextConfig
 
 
 @hookimpl

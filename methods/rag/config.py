@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
+from tunewise.plugins.errors import TunewiseError
+
 SearchMode = Literal["dense", "bm25", "hybrid"]
 SEARCH_MODES: tuple[str, ...] = get_args(SearchMode)
 
@@ -58,11 +60,31 @@ class RagConfig:
     batch_size: int = field(default=32, metadata={"help": "chunks embedded per batch"})
 
     def __post_init__(self) -> None:
-        from tunewise.methods.rag.chunking import check_window
-
-        check_window(self.chunk_tokens, self.overlap_tokens)
-        if self.mode not in SEARCH_MODES:
-            from tunewise.plugins.errors import TunewiseError
-
-            raise TunewiseError(f"config.mode: {self.mode!r} is not one of {', '.join(SEARCH_MODES)}")
         self.recall_at = tuple(int(k) for k in self.recall_at)
+
+    def problems(self) -> list[tuple[str, str]]:
+        """(field, message) for every setting that cannot work; the plan loader reports them by line."""
+        found: list[tuple[str, str]] = []
+        if self.chunk_tokens < 1:
+            found.append(("chunk_tokens", f"must be at least 1 (got {self.chunk_tokens})"))
+        if self.overlap_tokens < 0:
+            found.append(("overlap_tokens", f"must not be negative (got {self.overlap_tokens})"))
+        elif self.overlap_tokens >= self.chunk_tokens:
+            found.append(("overlap_tokens", f"must be smaller than chunk_tokens ({self.overlap_tokens} >= "
+                                            f"{self.chunk_tokens}): each chunk has to move past the previous one"))
+        if self.mode not in SEARCH_MODES:
+            found.append(("mode", f"{self.mode!r} is not one of {', '.join(SEARCH_MODES)}"))
+        for name in ("k", "batch_size", "max_new_tokens", "max_context_tokens"):
+            if getattr(self, name) < 1:
+                found.append((name, f"must be at least 1 (got {getattr(self, name)})"))
+        if not self.recall_at or min(self.recall_at) < 1:
+            found.append(("recall_at", f"needs cut-offs of at least 1 (got {list(self.recall_at)})"))
+        if self.answer_questions < 0:
+            found.append(("answer_questions", f"must not be negative (got {self.answer_questions})"))
+        return found
+
+    def check(self) -> None:
+        """Raise one error listing every problem."""
+        found = self.problems()
+        if found:
+            raise TunewiseError("rag config: " + "; ".join(f"{name}: {message}" for name, message in found))

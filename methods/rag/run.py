@@ -46,7 +46,9 @@ def config_from_plan(plan: Plan) -> RagConfig:
     values = dict(plan.config)
     if "recall_at" in values and not isinstance(values["recall_at"], (list, tuple)):
         values["recall_at"] = (values["recall_at"],)
-    return RagConfig(**values)
+    config = RagConfig(**values)
+    config.check()
+    return config
 
 
 def plan_path(value: str, plan: Plan) -> Path:
