@@ -126,18 +126,19 @@ def train_reward_model(stage: Stage, config: RlhfConfig, base_path: Path, tokeni
     callbacks = make_callbacks(stage, log, WATCHED)
     trainer = RewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                             peft_config=peft_config, callbacks=callbacks)
-    kept = len(trainer.train_dataset)
+    prepared: Any = trainer.train_dataset
+    kept = len(prepared)
     if kept < len(dataset):
         stage.log(f"{len(dataset) - kept} of {len(dataset)} pairs are longer than max_length {max_length} tokens "
                   "and were left out", level="warning")
     if kept == 0:
         raise MethodNotRunnable(f"every training pair is longer than max_length {max_length}; raise "
                                 "config.max_length or training.seq_len")
-    trainer_model = trainer.model
+    trainer_model: Any = trainer.model
     trainable = sum(p.numel() for p in trainer_model.parameters() if p.requires_grad)
     stage.log(f"{kept} pairs, {trainable:,} trainable parameters, lr {learning_rate:g}")
     run_trainer(stage, trainer, callbacks)
-    trained = trainer.model
+    trained: Any = trainer.model
     if config.reward_lora:
         trained = trained.merge_and_unload()
     save_classifier(trained, tokenizer, stage.model_dir)

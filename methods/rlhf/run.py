@@ -21,6 +21,7 @@ import json
 import math
 import shutil
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,7 @@ def _load_causal(path: Path, placement: Any, adapter: Path | None = None) -> Any
     import torch
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, use_safetensors=True,
+    model: Any = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, use_safetensors=True,
                                                  trust_remote_code=False)
     if adapter is not None:
         from peft import PeftModel
@@ -171,9 +172,18 @@ def run(plan: Plan, events: EventSink) -> RunResult:
     from tunewise.methods.rlhf.stages import StageStopped
 
     try:
-        return _run_stages(plan, events, config, settings, placement, ref, tokenizer, out, train_pairs, held_pairs,
-                           policy_prompts, eval_prompts, sft_path, reward_given, max_length, files, counts, notes,
-                           stage_steps, wall_start)
+        with warnings.catch_warnings():
+            # transformers 5 renamed gradient_checkpointing; trl 1.16 still uses the old name internally.
+            warnings.filterwarnings("ignore", message=r".*will be removed in v6", category=FutureWarning)
+            return _run_stages(plan, events, config, settings, placement, ref, tokenizer, out, train_pairs,
+                               held_pairs, policy_prompts, eval_prompts, sft_path, reward_given, max_length, files,
+                               counts, notes, stage_steps, wall_start)
+    except KeyboardInterrupt:
+        # SIGTERM / Ctrl-C outside a training loop (loading, evaluating): finished stages stay on disk.
+        message = "cancelled between training steps; finished stages are kept and --resume continues from them"
+        events("log", level="warning", message=message)
+        return RunResult("rlhf", "cancelled", message=message, output_dir=str(out),
+                         peak_memory_gb=round(peak_memory_gb(placement), 3), wall_s=round(time.time() - wall_start, 2))
     except StageStopped as stop:
         # A non-finite stop already sent its error event (with advice); a cancel is only logged.
         status = "cancelled" if stop.kind == "cancelled" else "failed"

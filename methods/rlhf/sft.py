@@ -61,7 +61,8 @@ def train_sft(stage: Stage, config: RlhfConfig, base_path: Path, tokenizer: Any,
     stage.log(f"{len(rows)} examples from {source}, {config.sft_max_steps} steps, lr {config.sft_learning_rate:g}")
     run_trainer(stage, trainer, callbacks)
     if config.lora:
-        trainer.model = trainer.model.merge_and_unload()
+        trained: Any = trainer.model
+        trainer.model = trained.merge_and_unload()
     save_policy(trainer, tokenizer, stage.model_dir)
     return {"examples": len(rows), "source": source, "steps": log.steps,
             "train_seconds": round(log.train_seconds, 2), "history": log.history}

@@ -177,7 +177,7 @@ def make_callbacks(stage: Stage, log: StageLog, watched: tuple[str, ...] = ()) -
     settings = stage.settings
     events = stage.events
 
-    class StageEvents(TrainerCallback):  # type: ignore[misc]
+    class StageEvents(TrainerCallback):
         """Turns Trainer logs into tunewise progress events; stops on signals and non-finite values."""
 
         def __init__(self) -> None:
