@@ -88,13 +88,16 @@ def _bucket(example: Example, seed: int) -> float:
 
 
 def split_examples(examples: Sequence[Example], eval_fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
-    """(pool, held-out): each example goes to held-out when its content hash falls below ``eval_fraction``."""
-    pool: list[Example] = []
-    held_out: list[Example] = []
-    for example in examples:
-        (held_out if _bucket(example, seed) < eval_fraction else pool).append(example)
-    if not pool or not held_out:
-        raise ExampleError(f"holding out {eval_fraction:.0%} of {len(examples)} examples leaves "
-                           f"{len(pool)} to pick from and {len(held_out)} to evaluate; give more data or "
-                           "a separate eval_data file")
+    """(pool, held-out): the ``eval_fraction`` of examples with the lowest content hashes are held out.
+
+    Ranking by content hash makes the split independent of file order and exact in size.
+    """
+    if len(examples) < 2:
+        raise ExampleError(f"{len(examples)} example(s) cannot be split into examples to pick from and examples "
+                           "to evaluate; give more data or a separate eval_data file")
+    count = min(max(1, round(eval_fraction * len(examples))), len(examples) - 1)
+    ranked = sorted(range(len(examples)), key=lambda i: (_bucket(examples[i], seed), i))
+    chosen = set(ranked[:count])
+    held_out = [e for i, e in enumerate(examples) if i in chosen]
+    pool = [e for i, e in enumerate(examples) if i not in chosen]
     return pool, held_out
