@@ -93,6 +93,27 @@ def test_ranked_by_tunewise_recommend(installed: list[Path]) -> None:
     assert "prompt_tuning" in order and order.index("lora") < order.index("prompt_tuning")
 
 
+INTERVIEW_PROBE = """
+import json
+from tunewise.advisor.interview import profile_from_answers, questions_for_topic
+goals = questions_for_topic("goals")
+ids = [q.id for q in goals]
+follow_up = next(q for q in goals if q.id == "prompt_tuning.tasks")
+profile = profile_from_answers({"prompt_tuning.many_tasks": True, "prompt_tuning.tasks": 12})
+print(json.dumps({"ids": ids, "asked_when_no": follow_up.ask_if({"prompt_tuning.many_tasks": False}),
+                  "extra": dict(profile.extra)}))
+"""
+
+
+def test_asked_in_the_interview(installed: list[Path]) -> None:
+    out = subprocess.run([sys.executable, "-c", INTERVIEW_PROBE], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["ids"][-2:] == ["prompt_tuning.many_tasks", "prompt_tuning.tasks"]  # after the built-in goals
+    assert seen["asked_when_no"] is False
+    assert seen["extra"] == {"prompt_tuning.many_tasks": True, "prompt_tuning.tasks": 12}
+
+
 def test_run_by_tunewise_run(installed: list[Path], tiny_model_dir: Path, tmp_path: Path) -> None:
     plan = tmp_path / "plan.yaml"
     plan.write_text(
