@@ -64,8 +64,10 @@ def quote_summary(quote: Quote) -> dict[str, str]:
     }
     if quote.per_query:
         pq = quote.per_query
+        # Per-query dollars are fractions of a cent: shown per 1,000 queries to stay readable.
         out["per query"] = (f"+{pq.get('extra_prompt_tokens', 0):,.0f} tokens, "
-                            f"+{money_range(pq.get('extra_usd_per_query_low', 0), pq.get('extra_usd_per_query_high', 0))}")
+                            f"+{money_range(1000 * pq.get('extra_usd_per_query_low', 0), 1000 * pq.get('extra_usd_per_query_high', 0))}"
+                            " per 1k queries")
         if "breakeven_days_low" in pq:
             out["break-even"] = f"{pq['breakeven_days_low']:.1f}–{pq.get('breakeven_days_high', 0):.1f} days vs LoRA"
     return out
