@@ -70,6 +70,9 @@ def run(plan: Plan, events: EventSink) -> RunResult:
     events("start", method="in_context", total_steps=0, plan=plan.to_dict(), device=device,
            pool=len(pool), held_out=len(held_out), strategies=strategies)
 
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # the weight-loading bar is noise in run logs
     tokenizer = load_tokenizer(plan.model)
     model = load_model(plan.model, dtype="bfloat16" if device == "cuda" else "float32", device=device).eval()
     builder = PromptBuilder(tokenizer, config.system_prompt)

@@ -107,8 +107,11 @@ class Answerer:
     def __init__(self, model_name: str | None = None, *, max_new_tokens: int = 48,
                  max_context_tokens: int = 1536, dtype: str = "float32", model: Any = None,
                  tokenizer: Any = None) -> None:
+        from transformers.utils import logging as hf_logging
+
         from tunewise.plugins.models import load_model, load_tokenizer
 
+        hf_logging.disable_progress_bar()  # the weight-loading bar is noise in answers and run logs
         self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(model_name)
         self.model = model if model is not None else load_model(model_name, dtype=dtype)
         self.model.eval()
