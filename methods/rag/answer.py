@@ -108,7 +108,6 @@ class Answerer:
                  max_context_tokens: int = 1536, dtype: str = "float32", model: Any = None,
                  tokenizer: Any = None) -> None:
         from transformers.utils import logging as hf_logging
-
         from tunewise.plugins.models import load_model, load_tokenizer
 
         hf_logging.disable_progress_bar()  # the weight-loading bar is noise in answers and run logs
