@@ -4,8 +4,10 @@ A checkpoint folder ``step-00000120`` holds ``weights.safetensors`` (trainable p
 ``optimizer.safetensors`` (optimizer state by parameter name), ``rng.safetensors`` (random number
 generator states), ``state.json`` (step, history, identity, hyper-parameters) and last the marker
 ``COMPLETE``. A folder without the marker (a crash mid-write leaves only ``.tmp-*`` folders, but a
-copied or truncated checkpoint might) is never resumed from. Tensors are stored as safetensors;
-nothing is ever unpickled.
+copied or truncated checkpoint might) is never resumed from, and neither is one whose files are
+damaged (:func:`checkpoint_problem`: a truncated safetensors file, unreadable ``state.json``); the
+store lists those in :attr:`CheckpointStore.damaged` so the run can say why it skips them. Tensors
+are stored as safetensors; nothing is ever unpickled.
 """
 
 from __future__ import annotations
@@ -45,6 +47,53 @@ def _save_tensors(tensors: Mapping[str, Any], path: Path) -> None:
     _fsync_path(path)
 
 
+TENSOR_FILES = ("weights.safetensors", "optimizer.safetensors", "rng.safetensors")
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    """Why a safetensors file is not whole: its header must parse and account for every byte."""
+    size = path.stat().st_size
+    if size < 8:
+        return f"{path.name} is {size} bytes (truncated)"
+    with open(path, "rb") as fh:
+        length = int.from_bytes(fh.read(8), "little")
+        if length > size - 8:
+            return f"{path.name} is truncated ({size} bytes, its header alone needs {length + 8})"
+        try:
+            header = json.loads(fh.read(length))
+        except ValueError:
+            return f"{path.name} has an unreadable header"
+    ends = [entry["data_offsets"][1] for key, entry in header.items()
+            if key != "__metadata__" and isinstance(entry, dict) and "data_offsets" in entry]
+    expected = 8 + length + max(ends, default=0)
+    if expected != size:
+        return f"{path.name} is {size} bytes but its header describes {expected} (truncated or damaged)"
+    return None
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be resumed from, or None when it is complete and its files are whole.
+
+    Cheap enough to run on every folder: reads headers and ``state.json``, never the tensors.
+    """
+    path = Path(path)
+    if not (path / MARKER).is_file():
+        return f"no {MARKER} marker (the save did not finish)"
+    for name in TENSOR_FILES:
+        if not (path / name).is_file():
+            return f"{name} is missing"
+        problem = _safetensors_problem(path / name)
+        if problem:
+            return problem
+    try:
+        state = json.loads((path / "state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "state.json is missing or unreadable"
+    if not isinstance(state, dict) or "step" not in state:
+        return "state.json has no step"
+    return None
+
+
 @dataclass
 class Checkpoint:
     """A checkpoint read back from disk."""
@@ -63,16 +112,25 @@ class CheckpointStore:
     def __init__(self, root: Path, keep: int = 1) -> None:
         self.root = Path(root)
         self.keep = max(1, keep)
+        self.damaged: list[tuple[int, Path, str]] = []
+        """(step, folder, why) of each checkpoint folder the last :meth:`complete` skipped."""
 
     def complete(self) -> list[tuple[int, Path]]:
-        """(step, folder) of every complete checkpoint, oldest first."""
+        """(step, folder) of every complete, undamaged checkpoint, oldest first."""
+        self.damaged = []
         if not self.root.is_dir():
             return []
         found = []
         for child in self.root.iterdir():
             match = _STEP_DIR.match(child.name)
-            if match and (child / MARKER).is_file():
+            if not match:
+                continue
+            problem = checkpoint_problem(child)
+            if problem is None:
                 found.append((int(match.group(1)), child))
+            else:
+                self.damaged.append((int(match.group(1)), child, problem))
+        self.damaged.sort()
         return sorted(found)
 
     def latest(self) -> Path | None:
@@ -84,7 +142,7 @@ class CheckpointStore:
         """Write a checkpoint atomically and prune old ones; returns its folder."""
         self.root.mkdir(parents=True, exist_ok=True)
         final = self.root / f"step-{step:08d}"
-        if (final / MARKER).is_file():
+        if checkpoint_problem(final) is None:
             return final
         tmp = self.root / f".tmp-step-{step:08d}-{os.getpid()}"
         if tmp.exists():
@@ -125,8 +183,9 @@ class CheckpointStore:
         from safetensors.torch import load_file
 
         path = Path(path)
-        if not (path / MARKER).is_file():
-            raise FileNotFoundError(f"{path} is not a complete checkpoint (no {MARKER} marker)")
+        problem = checkpoint_problem(path)
+        if problem:
+            raise FileNotFoundError(f"{path} is not a complete checkpoint: {problem}")
         state = json.loads((path / "state.json").read_text(encoding="utf-8"))
         return Checkpoint(
             path=path,

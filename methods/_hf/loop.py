@@ -229,8 +229,14 @@ class TrainLoop:
         missing = names - set(checkpoint.weights)
         unknown = set(checkpoint.weights) - names
         if missing or unknown:
-            raise KeyError(f"checkpoint {checkpoint.path} holds other parameters (missing {sorted(missing)[:3]}, "
-                           f"unknown {sorted(unknown)[:3]})")
+            raise ValueError(f"checkpoint {checkpoint.path} holds other parameters (missing {sorted(missing)[:3]}, "
+                             f"unknown {sorted(unknown)[:3]})")
+        wrong = [f"{n} {tuple(checkpoint.weights[n].shape)} vs {tuple(p.shape)}" for n, p in self.named
+                 if tuple(checkpoint.weights[n].shape) != tuple(p.shape)]
+        if wrong:
+            raise ValueError(f"checkpoint {checkpoint.path} holds tensors of other shapes than this model "
+                             f"(checkpoint vs now: {'; '.join(wrong[:3])}); a resume cannot change the shape "
+                             "of the model or adapter, even with --force")
         with torch.no_grad():
             for n, p in self.named:
                 p.copy_(self.parallel.like_param(checkpoint.weights[n], p))

@@ -41,7 +41,9 @@ def load_for_training(model_path: Path, placement: Placement, *, frozen_base: bo
     """
     import torch
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # per-tensor loading bars would flood logs and the TUI
     dtype = torch.float32
     if frozen_base and placement.precision in ("bf16", "fp16"):
         dtype = torch.bfloat16 if placement.precision == "bf16" else torch.float16

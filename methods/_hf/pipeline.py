@@ -223,20 +223,40 @@ def _note_encoding(train: EncodeReport, held: EncodeReport, settings: TrainingSe
 
 def _check_output(store: CheckpointStore, out: Path, plan: Plan, identity: dict[str, Any],
                   events: EventSink) -> Path | None:
-    """The checkpoint to resume from (None: start fresh); refuses mismatches and silent overwrites."""
+    """The checkpoint to resume from (None: start fresh); refuses mismatches and silent overwrites.
+
+    Damaged checkpoints (half written, truncated) are named and skipped for the newest complete one;
+    when only damaged ones are left, starting again from step 0 needs ``--force``.
+    """
     latest = store.latest()
+    damaged = [(step, path, why) for step, path, why in store.damaged
+               if latest is None or step > int(latest.name.split("-")[1])]
     if not plan.resume:
-        if latest is not None:
+        if latest is not None or damaged:
             if not plan.force:
+                held = latest.name if latest is not None else f"{damaged[-1][1].name}, damaged"
                 raise ResumeError(
-                    f"{out} already holds a run (checkpoint {latest.name}); pass --resume to continue it, "
+                    f"{out} already holds a run (checkpoint {held}); pass --resume to continue it, "
                     "--force to start over (deletes its checkpoints) or --out DIR for a new folder"
                 )
             store.clear()
             events("log", level="warning", message=f"--force: deleted the earlier checkpoints in {store.root}")
         return None
+    for _step, path, why in damaged:
+        events("log", level="warning",
+               message=f"checkpoint {path} is damaged ({why}); skipped" + (
+                   f" for the newest complete one, {latest.name}" if latest is not None else ""))
     if latest is None:
-        events("log", level="info", message=f"--resume: no complete checkpoint in {store.root}; starting from step 0")
+        if damaged:
+            listed = "; ".join(f"{path.name}: {why}" for _step, path, why in damaged)
+            if not plan.force:
+                raise ResumeError(f"--resume: no complete checkpoint in {store.root} to resume from ({listed}). "
+                                  "Pass --force to start again from step 0 (deletes them).")
+            store.clear()
+            events("log", level="warning", message=f"--force: no complete checkpoint ({listed}); "
+                                                   "deleted them and starting from step 0")
+            return None
+        events("log", level="warning", message=f"--resume: no checkpoint in {store.root} yet; starting from step 0")
         return None
     saved = store.read_state(latest).get("identity", {})
     differences = identity_differences(saved, identity)
@@ -399,7 +419,10 @@ def _train_and_report(plan: Plan, events: Any, spec: MethodSpec, settings: Train
     state: LoopState | None = None
     answers_before: list[str]
     if resume_from is not None:
-        state = loop.restore(CheckpointStore.load(resume_from))
+        try:
+            state = loop.restore(CheckpointStore.load(resume_from))
+        except ValueError as exc:
+            raise ResumeError(str(exc)) from None
         before = dict(state.extra.get("metrics_before", {}))
         answers_before = list(state.extra.get("answers_before", []))
         events("log", level="info", message=f"resumed from {resume_from} at step {state.step}/{loop.total_steps}")

@@ -30,7 +30,7 @@ def save_full_model(model: Any, tokenizer: Any, folder: Path, dtype_name: str) -
     """Save every weight in ``dtype_name`` (the model is cast in place: call it last) plus the tokenizer."""
     import torch
 
-    if getattr(model, "is_gradient_checkpointing", False):
+    if getattr(model, "supports_gradient_checkpointing", False):
         model.gradient_checkpointing_disable()
     model.to(getattr(torch, dtype_name))
     model.config.use_cache = True
