@@ -14,8 +14,10 @@ Every problem is reported at once, each with the plan file, the YAML line and th
 (``plan.yaml:9: training.learning_rate: must be between 0 and 1, got 5``).
 
 Path policy: relative ``data`` paths resolve against the folder holding the plan file (so a plan
-and its data travel together); ``~`` is expanded; absolute paths and ``..`` are accepted as
-written, and every data path must exist when the plan is loaded. ``output_dir`` is relative to the
+and its data travel together); ``~`` is expanded; every data path must exist when the plan is
+loaded. A plan file read from disk may name data only inside its own folder or the working
+directory (absolute paths and ``..`` are fine while they stay there); anything else needs the
+user's ``--allow-outside-paths``, since a plan from someone else must not pick the user's files. ``output_dir`` is relative to the
 directory ``tunewise run`` is started from (outputs land where you work); default
 ``runs/<plan file name>``.
 """
@@ -25,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -222,8 +224,12 @@ def _method_classes(method_id: str) -> tuple[type | None, type | None]:
     return config_class, training_class
 
 
-def parse_plan(text: str, source: str = "plan.yaml", base_dir: Path | None = None) -> Plan:
-    """Validate plan YAML ``text``; ``base_dir`` is where relative data paths start (the plan's folder)."""
+def parse_plan(text: str, source: str = "plan.yaml", base_dir: Path | None = None,
+               roots: Sequence[Path] | None = None) -> Plan:
+    """Validate plan YAML ``text``; ``base_dir`` is where relative data paths start (the plan's folder).
+
+    With ``roots``, every data path must lie inside one of them (see :mod:`tunewise.plugins.trust`).
+    """
     base_dir = base_dir or Path.cwd()
     try:
         root = yaml.compose(text)
@@ -282,6 +288,11 @@ def parse_plan(text: str, source: str = "plan.yaml", base_dir: Path | None = Non
                 problems.add(where, f"{item} does not exist (resolved to {resolved}; relative paths start at "
                                     f"the plan's folder {base_dir})")
             paths.append(str(resolved))
+            if roots is not None:
+                from tunewise.plugins.trust import check_plan_paths
+
+                for _, problem in check_plan_paths([item], base_dir, roots):
+                    problems.add(where, problem)
 
     output_dir = data.get("output_dir")
     if output_dir is not None and (not isinstance(output_dir, str) or not output_dir.strip()):
@@ -319,8 +330,12 @@ def resolve_data_path(item: str, base_dir: Path) -> Path:
     return path if path.is_absolute() else (base_dir / path).resolve()
 
 
-def load_plan(path: str | Path) -> Plan:
-    """Read and validate a plan file (see the module docstring for the schema and path policy)."""
+def load_plan(path: str | Path, *, allow_outside_paths: bool | None = None) -> Plan:
+    """Read and validate a plan file (see the module docstring for the schema and path policy).
+
+    Data must lie in the plan's folder or the working directory unless ``allow_outside_paths``
+    (default: the user's ``--allow-outside-paths`` opt-in, :func:`~tunewise.plugins.trust.outside_paths_allowed`).
+    """
     file = Path(path).expanduser()
     if not file.is_file():
         raise PlanError(f"{file}: no such plan file")
@@ -328,7 +343,12 @@ def load_plan(path: str | Path) -> Plan:
         text = file.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise PlanError(f"{file}: not UTF-8 text") from None
-    return parse_plan(text, source=str(file), base_dir=file.resolve().parent)
+    if allow_outside_paths is None:
+        from tunewise.plugins.trust import outside_paths_allowed
+
+        allow_outside_paths = outside_paths_allowed()
+    roots = None if allow_outside_paths else (file.resolve().parent, Path.cwd())
+    return parse_plan(text, source=str(file), base_dir=file.resolve().parent, roots=roots)
 
 
 def plan_to_yaml(plan: Plan) -> str:

@@ -251,22 +251,26 @@ def model_info(name: str | None = None) -> ModelInfo:
 def load_tokenizer(name: str | None = None) -> Any:
     """The model's tokenizer (transformers), with a pad token set when the model has none."""
     from transformers import AutoTokenizer
+    from tunewise.plugins.trust import check_model_folder
 
     ref = resolve_model(name)
-    tokenizer = AutoTokenizer.from_pretrained(ref.path)
+    remote_code = check_model_folder(ref.path)  # refuses pickles, unapproved auto_map, escaping file names
+    tokenizer = AutoTokenizer.from_pretrained(ref.path, trust_remote_code=remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
 
 
 def load_model(name: str | None = None, *, dtype: str = "bfloat16", device: str | None = None) -> Any:
-    """The causal LM from local safetensors (never pickles, never remote code)."""
+    """The causal LM from local safetensors (never pickles; remote code only on the user's opt-in)."""
     import torch
     from transformers import AutoModelForCausalLM
+    from tunewise.plugins.trust import check_model_folder
 
     ref = resolve_model(name)
+    remote_code = check_model_folder(ref.path, need_weights=True)
     model = AutoModelForCausalLM.from_pretrained(
-        ref.path, dtype=getattr(torch, dtype), use_safetensors=True, trust_remote_code=False
+        ref.path, dtype=getattr(torch, dtype), use_safetensors=True, trust_remote_code=remote_code
     )
     if device:
         model = model.to(device)  # type: ignore[arg-type]

@@ -91,6 +91,7 @@ def test_unknown_method_bad_yaml_and_methods_that_do_not_train(tmp_path: Path, d
 
 def test_path_policy_absolute_home_and_parent_paths(tmp_path: Path, data_file: Path, monkeypatch) -> None:
     nested = tmp_path / "plans" / "deep"
+    monkeypatch.chdir(tmp_path)  # the project: data out of the plan's folder must stay in the working directory
     plan = load_plan(write(nested, "method: full_finetune\ndata: ../data/chat.jsonl\noutput_dir: out/x\n"))
     assert plan.data == (str(data_file),) and plan.output_dir == "out/x"
     assert load_plan(write(nested, f"method: full_finetune\ndata: {data_file}\n", "abs.yaml")).data == (str(data_file),)

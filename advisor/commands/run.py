@@ -26,6 +26,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--processes", type=int, default=None, metavar="N",
                         help="train data-parallel on N processes (one per GPU; gloo CPU processes without one); "
                              "overrides the plan's distributed.processes")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="allow a model whose config has auto_map to run the Python code shipped in its folder "
+                             "(read that code first; refused otherwise)")
+    parser.add_argument("--allow-outside-paths", action="store_true",
+                        help="allow plan data outside the plan's folder and the working directory")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -33,6 +38,7 @@ def main(args: argparse.Namespace) -> int:
     from tunewise.advisor.runner import apply_overrides, report_plan_error, run_plan
 
     to_stdout = args.events == "-"
+    _apply_opt_ins(args)
     if args.max_steps is not None and args.max_steps < 1:
         print("tunewise run: error: --max-steps must be at least 1", file=sys.stderr)
         return 2
@@ -57,6 +63,18 @@ def main(args: argparse.Namespace) -> int:
     if result.status == "failed" and args.quiet:
         print(f"tunewise run: failed: {result.message}", file=sys.stderr)
     return code
+
+
+def _apply_opt_ins(args: argparse.Namespace) -> None:
+    """The user's explicit opt-ins, as environment settings the loaders and any worker processes read."""
+    import os
+
+    from tunewise.plugins.trust import OUTSIDE_PATHS_ENV, REMOTE_CODE_ENV
+
+    if args.trust_remote_code:
+        os.environ[REMOTE_CODE_ENV] = "1"
+    if args.allow_outside_paths:
+        os.environ[OUTSIDE_PATHS_ENV] = "1"
 
 
 def _launch(args: argparse.Namespace, plan: Plan, settings: DistributedSettings) -> int:

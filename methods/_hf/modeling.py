@@ -37,7 +37,7 @@ def load_for_training(model_path: Path, placement: Placement, *, frozen_base: bo
 
     Trained weights load in fp32 (the master copy; 16-bit precisions compute under autocast). A
     frozen base (LoRA) loads in the 16-bit compute dtype when there is one, halving its memory.
-    Only safetensors are read and no remote code runs.
+    Only safetensors are read; remote code runs only when the user opted in (``--trust-remote-code``).
     """
     import torch
     from transformers import AutoModelForCausalLM
@@ -47,7 +47,10 @@ def load_for_training(model_path: Path, placement: Placement, *, frozen_base: bo
     dtype = torch.float32
     if frozen_base and placement.precision in ("bf16", "fp16"):
         dtype = torch.bfloat16 if placement.precision == "bf16" else torch.float16
-    kwargs: dict[str, Any] = {"dtype": dtype, "use_safetensors": True, "trust_remote_code": False}
+    from tunewise.plugins.trust import check_model_folder
+
+    remote_code = check_model_folder(model_path, need_weights=True)  # True only on --trust-remote-code
+    kwargs: dict[str, Any] = {"dtype": dtype, "use_safetensors": True, "trust_remote_code": remote_code}
     if quantize_4bit:
         problem = qlora_problem(placement)
         if problem:

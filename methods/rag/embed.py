@@ -93,6 +93,9 @@ def resolve_embedding_model(name: str | None = None) -> EmbeddingModelRef:
         )
     if not (folder / "config.json").is_file():
         raise EmbeddingModelError(f"{folder}: no config.json; point at a sentence-transformers model folder")
+    from tunewise.plugins.trust import check_model_folder
+
+    check_model_folder(folder)  # pickle-only weights, unapproved auto_map, module paths out of the folder
     return EmbeddingModelRef(folder.resolve().name, folder.resolve(), model_fingerprint(folder.resolve()))
 
 
@@ -102,11 +105,13 @@ class Embedder:
     def __init__(self, ref: EmbeddingModelRef, device: str | None = None) -> None:
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
+        from tunewise.plugins.trust import remote_code_allowed
 
         hf_logging.disable_progress_bar()  # the weight-loading bar is noise in CLI output and run logs
         self.ref = ref
         try:
-            self.model = SentenceTransformer(str(ref.path), device=device, local_files_only=True)
+            self.model = SentenceTransformer(str(ref.path), device=device, local_files_only=True,
+                                             trust_remote_code=remote_code_allowed())
         except (OSError, ValueError) as exc:
             raise EmbeddingModelError(f"cannot load embedding model from {ref.path}: {exc}") from None
         dimension = self.model.get_embedding_dimension()

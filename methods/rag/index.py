@@ -148,9 +148,12 @@ def _check_model(folder: Path, manifest: dict[str, Any], requested: str | None) 
 
 
 def _verify_data(folder: Path, manifest: dict[str, Any]) -> Path:
-    data_dir = folder / str(manifest["data_dir"])
+    from tunewise.plugins.trust import check_reference
+
+    where = str(folder / MANIFEST)
+    data_dir = check_reference(str(manifest["data_dir"]), folder, where=f"{where} (data_dir)")
     for relative, expected in sorted(manifest["data_files"].items()):
-        path = data_dir / relative
+        path = check_reference(str(relative), data_dir, where=f"{where} (data_files)")
         if not path.is_file():
             raise IndexCorruptError(f"index file {path} is missing; the index is corrupted: {_rebuild_hint(folder)}")
         if _sha256(path) != expected:

@@ -1,0 +1,192 @@
+"""What tunewise agrees to load from disk: safetensors weights, no remote code, no references out of a folder.
+
+A model folder, a plan or an index manifest may come from someone else. Loading a pickle
+(``pytorch_model.bin``, ``*.pt``) or a config's ``auto_map`` runs code that the folder's author
+wrote; a file name such as ``../../.ssh/id_rsa`` in a tokenizer config or a plan makes tunewise read
+(and maybe train on, quote and publish) a file its user never meant to share. Each is refused with a
+message saying what was found and how to opt in when the user really means it:
+
+- remote code: ``tunewise run --trust-remote-code`` (sets :data:`REMOTE_CODE_ENV` for the run and
+  the processes it starts); only then is ``trust_remote_code=True`` handed to transformers.
+- plan data outside the plan's folder and the working directory: ``--allow-outside-paths``
+  (:data:`OUTSIDE_PATHS_ENV`).
+
+Neither opt-in can come from a plan file: a plan is itself material from someone else.
+Everything here reads small JSON files only (no torch).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from tunewise.plugins.errors import TunewiseError
+
+REMOTE_CODE_ENV = "TUNEWISE_TRUST_REMOTE_CODE"
+OUTSIDE_PATHS_ENV = "TUNEWISE_ALLOW_OUTSIDE_PATHS"
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+"""Weight files that are Python pickles: unpickling them can run arbitrary code."""
+
+CODE_CONFIGS = ("config.json", "tokenizer_config.json", "processor_config.json", "preprocessor_config.json")
+"""Files whose ``auto_map`` makes transformers import Python modules from the model folder."""
+
+REFERENCE_CONFIGS = (*CODE_CONFIGS, "special_tokens_map.json", "generation_config.json", "adapter_config.json",
+                     "modules.json", "sentence_bert_config.json", "model.safetensors.index.json")
+"""JSON files that may name other files to read."""
+
+# Keys that hold a file name to read. ``*name_or_path`` keys are provenance notes written by
+# save_pretrained (often an absolute path on the author's machine) and are never opened from here.
+_FILE_KEY = re.compile(r"(^|_)(file|files|path|paths|dir)$")
+_PROVENANCE_KEYS = frozenset({"_name_or_path", "name_or_path", "_model_name_or_path", "base_model_name_or_path"})
+
+
+class UntrustedArtifactError(TunewiseError):
+    """A model, plan or manifest that would run foreign code or read outside its folder."""
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def remote_code_allowed() -> bool:
+    """Whether the user opted in to code shipped with a model (``--trust-remote-code``)."""
+    return _flag(REMOTE_CODE_ENV)
+
+
+def outside_paths_allowed() -> bool:
+    """Whether the user opted in to plan data outside the plan's folder and the working directory."""
+    return _flag(OUTSIDE_PATHS_ENV)
+
+
+def _absolute(path: Path | str) -> Path:
+    return Path(os.path.abspath(Path(path).expanduser()))
+
+
+def is_inside(path: Path | str, root: Path | str) -> bool:
+    """Whether ``path`` lies in ``root``, judged on the names (``..`` folded, symlinks not followed).
+
+    Links are the folder owner's own choice (the Hugging Face cache links every snapshot file into
+    ``../../blobs``); what is refused is a *name* that climbs out.
+    """
+    path, root = _absolute(path), _absolute(root)
+    return path.is_relative_to(root) or path.is_relative_to(root.resolve())
+
+
+def escapes(reference: str) -> bool:
+    """Whether a file name written in a manifest or config leaves the folder it is written in."""
+    text = reference.strip()
+    if not text:
+        return False
+    if text.startswith("~") or os.path.isabs(text) or re.match(r"^[A-Za-z]:[\\/]", text):
+        return True
+    return ".." in re.split(r"[\\/]", text)
+
+
+def check_reference(reference: str, folder: Path, *, where: str) -> Path:
+    """``folder / reference`` when it stays in ``folder`` (also after symlinks); else refuse naming ``where``."""
+    target = folder / reference
+    if escapes(reference) or not is_inside(target, folder):
+        raise UntrustedArtifactError(
+            f"{where}: {reference!r} points outside {folder}; tunewise reads only files inside the folder that "
+            "names them (a copied or downloaded folder must not make tunewise read your other files)")
+    return target
+
+
+def _file_references(value: Any, key: str = "") -> Iterator[tuple[str, str]]:
+    """(key path, string) for every value under a file-naming key, at any depth."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            k = str(k)
+            child = f"{key}.{k}" if key else k
+            if k in _PROVENANCE_KEYS:
+                continue
+            if k == "weight_map" and isinstance(v, dict):  # sharded safetensors: tensor -> shard file
+                yield from ((f"{child}.{name}", str(shard)) for name, shard in v.items())
+            elif _FILE_KEY.search(k.lower()) and isinstance(v, str):
+                yield child, v
+            elif _FILE_KEY.search(k.lower()) and isinstance(v, list):
+                yield from ((f"{child}[{i}]", item) for i, item in enumerate(v) if isinstance(item, str))
+            else:
+                yield from _file_references(v, child)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _file_references(item, f"{key}[{i}]")
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UntrustedArtifactError(f"{path}: unreadable JSON ({exc})") from None
+
+
+def pickle_only_weights(folder: Path) -> list[str]:
+    """Names of pickle weight files in ``folder`` when it has no safetensors weights; else ``[]``."""
+    if any(folder.glob("*.safetensors")):
+        return []
+    return sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in PICKLE_SUFFIXES)
+
+
+def remote_code_entries(folder: Path) -> dict[str, Any]:
+    """``auto_map`` of each config file in ``folder`` that has one (file name -> mapping)."""
+    found: dict[str, Any] = {}
+    for name in CODE_CONFIGS:
+        path = folder / name
+        if path.is_file():
+            data = _read_json(path)
+            if isinstance(data, dict) and data.get("auto_map"):
+                found[name] = data["auto_map"]
+    return found
+
+
+def check_model_folder(folder: Path, *, need_weights: bool = False) -> bool:
+    """Refuse a model folder tunewise must not load; return the ``trust_remote_code`` to pass.
+
+    Refused: pickle-only weights, ``auto_map`` without the user's opt-in, and config/tokenizer
+    files naming files outside the folder. With ``need_weights`` a folder without safetensors is
+    refused too (before transformers fails with a less helpful message).
+    """
+    folder = Path(folder)
+    pickles = pickle_only_weights(folder)
+    if pickles:
+        raise UntrustedArtifactError(
+            f"{folder}: the only weights are pickle files ({', '.join(pickles)}); unpickling runs whatever code "
+            "the file's author put in it, so tunewise loads weights only from .safetensors. Convert the model on "
+            "a machine you trust (load it there and call save_pretrained(..., safe_serialization=True)), or use "
+            "a release that ships model.safetensors")
+    if need_weights and not any(folder.glob("*.safetensors")):
+        raise UntrustedArtifactError(f"{folder}: no .safetensors weights; tunewise loads weights only from "
+                                     "safetensors files")
+    for name in REFERENCE_CONFIGS:
+        path = folder / name
+        if not path.is_file():
+            continue
+        for key, reference in _file_references(_read_json(path)):
+            check_reference(reference, folder, where=f"{path} ({key})")
+    remote = remote_code_entries(folder)
+    if not remote:
+        return False
+    if remote_code_allowed():
+        return True
+    listed = "; ".join(f"{name}: auto_map {json.dumps(entries)}" for name, entries in remote.items())
+    raise UntrustedArtifactError(
+        f"{folder}: {listed}. Loading this model would import and run Python code shipped in the model folder. "
+        "tunewise runs no such code unless you read it and opt in with `tunewise run --trust-remote-code`")
+
+
+def check_plan_paths(paths: Sequence[str], base_dir: Path, roots: Sequence[Path]) -> list[tuple[int, str]]:
+    """(index, problem) for each plan path (relative ones start at ``base_dir``) outside every root."""
+    problems = []
+    shown = " and ".join(str(_absolute(r)) for r in roots)
+    for i, item in enumerate(paths):
+        joined = Path(base_dir) / Path(item).expanduser()
+        if not any(is_inside(joined, root) for root in roots):
+            problems.append((i, f"{item} is outside {shown}; a plan reads data only from its own folder or the "
+                                "working directory unless you run it with --allow-outside-paths (a plan from "
+                                "someone else must not make tunewise read, train on and quote your other files)"))
+    return problems

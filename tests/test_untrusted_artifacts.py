@@ -1,0 +1,292 @@
+"""Untrusted artifacts: pickles, remote code and paths that leave their folder are refused, not run.
+
+Each test builds the real artifact (a pickle whose unpickling writes a file, a model folder whose
+``auto_map`` points at Python files that write a file when imported, manifests and plans naming
+files outside their folder) and goes through the real loaders or a real ``tunewise run`` process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support import REPO, run_cli
+from tunewise.advisor.plans import PlanError, load_plan
+from tunewise.plugins.trust import REMOTE_CODE_ENV, UntrustedArtifactError, check_model_folder
+
+
+class _RunsCode:
+    """Unpickling this object executes ``code`` (the classic malicious-checkpoint payload)."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+
+    def __reduce__(self) -> tuple:
+        return (exec, (self.code,))
+
+
+def write_evil_pickle(path: Path, marker: Path) -> Path:
+    path.write_bytes(pickle.dumps(_RunsCode(f"open({str(marker)!r}, 'w').write('pwned')")))
+    return path
+
+
+def copy_model(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def chat_data(folder: Path) -> Path:
+    rows = [{"messages": [{"role": "user", "content": f"Status of order {i}?"},
+                          {"role": "assistant", "content": f"Order {i} ships tomorrow."}]} for i in range(12)]
+    path = folder / "chat.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def write_plan(folder: Path, model: Path | str, data: str = "chat.jsonl", method: str = "full_finetune") -> Path:
+    plan = folder / "plan.yaml"
+    plan.write_text(f"method: {method}\nmodel: {model}\ndata: {data}\noutput_dir: {folder / 'out'}\n"
+                    "training: {max_steps: 1, batch_size: 2, seq_len: 128, generation_examples: 0}\n")
+    return plan
+
+
+# -- pickles -------------------------------------------------------------------------------------------
+
+
+def test_the_payload_is_real(tmp_path: Path) -> None:
+    """Guard for the tests below: unpickling the file really runs its code (in a throwaway process)."""
+    marker = tmp_path / "ran"
+    evil = write_evil_pickle(tmp_path / "pytorch_model.bin", marker)
+    subprocess.run([sys.executable, "-c", f"import pickle; pickle.load(open({str(evil)!r}, 'rb'))"], check=True)
+    assert marker.read_text() == "pwned"
+
+
+def test_pickle_only_model_is_refused_by_tunewise_run_and_never_unpickled(tmp_path: Path, tiny_model_dir: Path) -> None:
+    model = tmp_path / "pickled-model"
+    model.mkdir()
+    shutil.copy(tiny_model_dir / "config.json", model / "config.json")
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        if (tiny_model_dir / name).exists():
+            shutil.copy(tiny_model_dir / name, model / name)
+    marker = tmp_path / "ran"
+    write_evil_pickle(model / "pytorch_model.bin", marker)
+    chat_data(tmp_path)
+    result = run_cli("run", str(write_plan(tmp_path, model)), "--quiet", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "pickle" in result.stderr and "pytorch_model.bin" in result.stderr and "safetensors" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not marker.exists()
+    with pytest.raises(UntrustedArtifactError, match="only weights are pickle files"):
+        check_model_folder(model)
+
+
+def test_pickle_next_to_safetensors_is_ignored(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """A stray pickle beside safetensors weights is never opened: only safetensors are read."""
+    from tunewise.plugins.models import load_model, load_tokenizer
+
+    model = copy_model(tiny_model_dir, tmp_path / "model")
+    marker = tmp_path / "ran"
+    write_evil_pickle(model / "pytorch_model.bin", marker)
+    write_evil_pickle(model / "training_args.bin", marker)
+    load_tokenizer(str(model))
+    loaded = load_model(str(model), dtype="float32")
+    assert loaded.config.num_hidden_layers == 2
+    assert not marker.exists()
+
+
+def test_pickle_only_embedding_model_is_refused(tmp_path: Path) -> None:
+    from tunewise.methods.rag.embed import bundled_model_dir, resolve_embedding_model
+
+    bundled = bundled_model_dir()
+    if bundled is None:
+        pytest.skip("bundled embedding model not installed")
+    folder = tmp_path / "embedder"
+    shutil.copytree(bundled, folder, ignore=shutil.ignore_patterns("*.safetensors", "onnx", "openvino"))
+    marker = tmp_path / "ran"
+    write_evil_pickle(folder / "pytorch_model.bin", marker)
+    with pytest.raises(UntrustedArtifactError, match="pickle"):
+        resolve_embedding_model(str(folder))
+    assert not marker.exists()
+
+
+# -- remote code --------------------------------------------------------------------------------------
+
+
+def remote_code_model(tiny_model_dir: Path, folder: Path, marker: Path) -> Path:
+    """The tiny Llama with an ``auto_map`` to Python files in its folder that write ``marker`` on import."""
+    model = copy_model(tiny_model_dir, folder)
+    touch = f"open({str(marker)!r}, 'a').write(__name__ + '\\n')\n"
+    (model / "configuration_shout.py").write_text(
+        f"{touch}from transformers import LlamaConfig\n\n\nclass ShoutConfig(LlamaConfig):\n    model_type = 'llama'\n")
+    (model / "modeling_shout.py").write_text(
+        f"{touch}from transformers import LlamaForCausalLM\n\nfrom .configuration_shout import ShoutConfig\n\n\n"
+        "class ShoutForCausalLM(LlamaForCausalLM):\n    config_class = ShoutConfig\n")
+    config = json.loads((model / "config.json").read_text())
+    config["auto_map"] = {"AutoConfig": "configuration_shout.ShoutConfig",
+                          "AutoModelForCausalLM": "modeling_shout.ShoutForCausalLM"}
+    (model / "config.json").write_text(json.dumps(config))
+    return model
+
+
+def test_auto_map_is_refused_without_opt_in_and_its_code_never_runs(tmp_path: Path, tiny_model_dir: Path) -> None:
+    marker = tmp_path / "imported"
+    model = remote_code_model(tiny_model_dir, tmp_path / "shout", marker)
+    chat_data(tmp_path)
+    env = {"HF_MODULES_CACHE": str(tmp_path / "hf-modules"), REMOTE_CODE_ENV: ""}
+    result = run_cli("run", str(write_plan(tmp_path, model)), "--quiet", cwd=tmp_path, env=env)
+    assert result.returncode != 0
+    assert "auto_map" in result.stderr and "--trust-remote-code" in result.stderr
+    assert "modeling_shout.ShoutForCausalLM" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not marker.exists()
+    assert not (tmp_path / "out" / "checkpoints").exists()
+
+
+def test_trust_remote_code_flag_is_the_only_way_to_run_it(tmp_path: Path, tiny_model_dir: Path) -> None:
+    marker = tmp_path / "imported"
+    model = remote_code_model(tiny_model_dir, tmp_path / "shout", marker)
+    chat_data(tmp_path)
+    env = {"HF_MODULES_CACHE": str(tmp_path / "hf-modules"), REMOTE_CODE_ENV: ""}
+    result = run_cli("run", str(write_plan(tmp_path, model)), "--quiet", "--trust-remote-code", cwd=tmp_path,
+                     env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "modeling_shout" in marker.read_text()  # the user asked for it, so the model's own code ran
+
+
+def test_auto_map_in_tokenizer_config_is_refused(tmp_path: Path, tiny_model_dir: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from tunewise.plugins.models import load_tokenizer
+
+    monkeypatch.delenv(REMOTE_CODE_ENV, raising=False)
+    model = copy_model(tiny_model_dir, tmp_path / "model")
+    config = json.loads((model / "tokenizer_config.json").read_text())
+    config["auto_map"] = {"AutoTokenizer": ["tokenization_x.XTokenizer", None]}
+    (model / "tokenizer_config.json").write_text(json.dumps(config))
+    with pytest.raises(UntrustedArtifactError, match=r"tokenizer_config\.json: auto_map"):
+        load_tokenizer(str(model))
+
+
+# -- file names that leave their folder -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reference", ["../../secret.json", "/etc/passwd", "~/.ssh/id_rsa", "sub/../../x.json"])
+def test_tokenizer_file_reference_out_of_the_folder_is_refused(tmp_path: Path, tiny_model_dir: Path,
+                                                               reference: str) -> None:
+    from tunewise.plugins.models import load_tokenizer
+
+    model = copy_model(tiny_model_dir, tmp_path / "model")
+    config = json.loads((model / "tokenizer_config.json").read_text())
+    config["tokenizer_file"] = reference
+    (model / "tokenizer_config.json").write_text(json.dumps(config))
+    with pytest.raises(UntrustedArtifactError, match=r"tokenizer_config\.json \(tokenizer_file\).*points outside"):
+        load_tokenizer(str(model))
+
+
+def test_sharded_weight_map_out_of_the_folder_is_refused(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from tunewise.plugins.models import load_model
+
+    model = copy_model(tiny_model_dir, tmp_path / "model")
+    index = {"metadata": {}, "weight_map": {"model.embed_tokens.weight": "../elsewhere/model.safetensors"}}
+    (model / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(UntrustedArtifactError, match=r"weight_map\.model\.embed_tokens\.weight"):
+        load_model(str(model))
+
+
+def test_hf_cache_layout_with_symlinked_blobs_is_accepted(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """The Hugging Face cache links each snapshot file to ../../blobs: links are not escaping names."""
+    from tunewise.plugins.models import load_tokenizer
+
+    blobs = tmp_path / "models--x--y" / "blobs"
+    snapshot = tmp_path / "models--x--y" / "snapshots" / "abc"
+    blobs.mkdir(parents=True)
+    snapshot.mkdir(parents=True)
+    for file in tiny_model_dir.iterdir():
+        shutil.copy(file, blobs / file.name)
+        os.symlink(Path("..", "..", "blobs", file.name), snapshot / file.name)
+    config = json.loads((snapshot / "tokenizer_config.json").read_text())
+    config["tokenizer_file"] = "tokenizer.json"
+    (snapshot / "tokenizer_config.json").unlink()
+    (snapshot / "tokenizer_config.json").write_text(json.dumps(config))
+    assert check_model_folder(snapshot, need_weights=True) is False
+    assert load_tokenizer(str(snapshot)).pad_token is not None
+
+
+def test_rag_manifest_naming_files_outside_the_index_is_refused(tmp_path: Path) -> None:
+    from tunewise.methods.rag.embed import resolve_embedding_model
+    from tunewise.methods.rag.index import FORMAT, MANIFEST, RagIndex
+
+    try:
+        model = resolve_embedding_model(None)
+    except Exception:
+        pytest.skip("bundled embedding model not installed")
+    secret = tmp_path / "private.txt"
+    secret.write_text("not for the index")
+    index = tmp_path / "index"
+    index.mkdir()
+    base = {"format": FORMAT, "chunking": {}, "files": {}, "next_id": 0,
+            "embedding_model": {"name": model.name, "path": str(model.path), "fingerprint": model.fingerprint}}
+    for data_dir, files in (("..", {"private.txt": "0"}), ("data-1", {"../../private.txt": "0"}),
+                            ("data-1", {str(secret): "0"})):
+        (index / "data-1").mkdir(exist_ok=True)
+        (index / MANIFEST).write_text(json.dumps({**base, "data_dir": data_dir, "data_files": files}))
+        with pytest.raises(UntrustedArtifactError, match=r"manifest\.json \(data_(dir|files)\).*points outside"):
+            RagIndex.open(index)
+
+
+# -- plans --------------------------------------------------------------------------------------------
+
+
+def project(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A project folder with plans/ and data/ (the examples' layout), and a private file outside it."""
+    root = tmp_path / "project"
+    (root / "plans").mkdir(parents=True)
+    (root / "data").mkdir()
+    chat_data(root / "data")
+    outside = tmp_path / "home"
+    outside.mkdir()
+    chat_data(outside)
+    return root, root / "plans", outside / "chat.jsonl"
+
+
+@pytest.mark.parametrize("kind", ["dotdot", "absolute"])
+def test_plan_data_outside_plan_folder_and_workdir_is_refused(tmp_path: Path, kind: str,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    root, plans, private = project(tmp_path)
+    reference = "../../home/chat.jsonl" if kind == "dotdot" else str(private)
+    plan = write_plan(plans, "no/such/model", data=reference)
+    monkeypatch.chdir(root)
+    monkeypatch.delenv("TUNEWISE_ALLOW_OUTSIDE_PATHS", raising=False)
+    with pytest.raises(PlanError, match=r"plan\.yaml:3: data: .*is outside .*--allow-outside-paths"):
+        load_plan(plan)
+    # The same plan through `tunewise run`: refused at the plan (exit 1, no traceback, nothing written) ...
+    result = run_cli("run", str(plan), "--quiet", cwd=root)
+    assert result.returncode == 1 and "--allow-outside-paths" in result.stderr and "Traceback" not in result.stderr
+    assert not (plans / "out").exists()
+    # ... and with the opt-in the plan passes; the run then stops at the missing model, before reading data.
+    allowed = run_cli("run", str(plan), "--quiet", "--allow-outside-paths", cwd=root)
+    assert allowed.returncode == 1 and "no/such/model" in allowed.stderr and "--allow-outside-paths" not in allowed.stderr
+
+
+def test_plan_data_inside_the_project_stays_workable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root, plans, _ = project(tmp_path)
+    monkeypatch.chdir(root)
+    # `../data` from plans/ (the examples' layout) is inside the working directory: accepted.
+    assert load_plan(write_plan(plans, "m", data="../data/chat.jsonl")).data == (str(root / "data" / "chat.jsonl"),)
+    # An absolute path inside the plan's folder is accepted from any working directory.
+    chat_data(plans)
+    monkeypatch.chdir(tmp_path)
+    assert load_plan(write_plan(plans, "m", data=str(plans / "chat.jsonl"))).data == (str(plans / "chat.jsonl"),)
+
+
+def test_example_plans_load_from_the_repository(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shipped examples keep working from the repository root (their data lives in ../data)."""
+    monkeypatch.chdir(REPO)
+    monkeypatch.delenv("TUNEWISE_ALLOW_OUTSIDE_PATHS", raising=False)
+    for name in ("lora", "full_finetune", "continual_pretraining", "dpo"):
+        assert load_plan(REPO / "examples" / "plans" / f"{name}.yaml").data
