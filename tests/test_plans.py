@@ -112,3 +112,9 @@ def test_example_plans_load(name: str) -> None:
     plan = load_plan(REPO / "examples" / "plans" / f"{name}.yaml")
     assert plan.method == name and all(Path(p).exists() for p in plan.data)
     assert plan.training["max_steps"] >= 1
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (REPO / "examples" / "plans").glob("*.yaml")))
+def test_every_example_plan_loads_with_its_data(name: str) -> None:
+    plan = load_plan(REPO / "examples" / "plans" / f"{name}.yaml")
+    assert plan.data and all(Path(p).exists() for p in plan.data), plan.data
