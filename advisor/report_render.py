@@ -69,7 +69,8 @@ def quote_summary(quote: Quote) -> dict[str, str]:
                             f"+{money_range(1000 * pq.get('extra_usd_per_query_low', 0), 1000 * pq.get('extra_usd_per_query_high', 0))}"
                             " per 1k queries")
         if "breakeven_days_low" in pq:
-            out["break-even"] = f"{pq['breakeven_days_low']:.1f}–{pq.get('breakeven_days_high', 0):.1f} days vs LoRA"
+            low, high = f"{pq['breakeven_days_low']:.1f}", f"{pq.get('breakeven_days_high', 0):.1f}"
+            out["break-even"] = f"{low if low == high else f'{low}–{high}'} days vs LoRA"
     return out
 
 
