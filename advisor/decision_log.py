@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tunewise.plugins.redaction import redact, redact_data
 from tunewise.plugins.types import to_jsonable
 
 DATA_DIR_ENV = "TUNEWISE_DATA_DIR"
@@ -59,7 +60,7 @@ class DecisionLog:
             raise ValueError(f"unknown decision record kind {kind!r}; expected one of {', '.join(RECORD_KINDS)}")
         entry = {"kind": kind, "time": round(time.time(), 3), "consultation": self.consultation,
                  **to_jsonable(dict(payload))}
-        line = json.dumps(entry, default=str, ensure_ascii=False)
+        line = redact(json.dumps(redact_data(entry), default=str, ensure_ascii=False))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as stream:
             stream.write(line + "\n")

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tunewise.plugins.errors import TunewiseError
+from tunewise.plugins.redaction import redact_data
 
 Generate = Callable[[str], tuple[str, str]]
 """Given a prompt, two different candidate answers."""
@@ -219,7 +220,7 @@ class LabelingSession:
 
     def _append(self, path: Path, entry: dict[str, Any], kind: str, pair: tuple[str, str] | None) -> Decision:
         path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(entry, ensure_ascii=False) + "\n"
+        line = json.dumps(redact_data(entry), ensure_ascii=False) + "\n"
         with open(path, "a", encoding="utf-8") as stream:
             offset = stream.tell()
             stream.write(line)

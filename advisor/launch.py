@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 from tunewise.plugins.errors import TunewiseError
 from tunewise.plugins.parallelism import DEEPSPEED, DistributedSettings
+from tunewise.plugins.redaction import redact
 from tunewise.plugins.types import Plan
 
 CONFIG_NAME = "accelerate_config.yaml"
@@ -113,7 +114,7 @@ def write_accelerate_config(out_dir: Path, config: Mapping[str, Any]) -> Path:
     path = out_dir / CONFIG_NAME
     header = ("# Written by tunewise run --processes: the same training with `accelerate launch --config_file "
               f"{CONFIG_NAME} -m tunewise.advisor.cli run PLAN`\n")
-    path.write_text(header + yaml.safe_dump(dict(config), sort_keys=True), encoding="utf-8")
+    path.write_text(redact(header + yaml.safe_dump(dict(config), sort_keys=True)), encoding="utf-8")
     return path
 
 

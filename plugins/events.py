@@ -23,6 +23,8 @@ import json
 import time
 from typing import IO, Any
 
+from tunewise.plugins.redaction import redact, redact_data
+
 EVENT_KINDS = ("start", "progress", "eval", "checkpoint", "log", "error", "end")
 
 REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
@@ -65,7 +67,8 @@ class JsonlEventWriter:
         self.streams = streams
 
     def __call__(self, kind: str, /, **fields: Any) -> None:
-        line = json.dumps(make_event(kind, **fields), default=str)
+        # Secrets are redacted in the data (before JSON escapes them) and in the text (objects str()-ed by default=str).
+        line = redact(json.dumps(redact_data(make_event(kind, **fields)), default=str))
         for stream in self.streams:
             stream.write(line + "\n")
             stream.flush()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tunewise.advisor.decision_log import DecisionLog
+from tunewise.plugins.redaction import redact
 from tunewise.plugins.types import Profile, Question
 
 if TYPE_CHECKING:
@@ -157,7 +158,7 @@ class Consultation:
         """Write the answers as an answers file (atomically: a temp file renamed over the target)."""
         from tunewise.advisor.answers import dump_answers
 
-        text = dump_answers(self.profile())
+        text = redact(dump_answers(self.profile()))
         path = Path(path).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

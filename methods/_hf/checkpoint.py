@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tunewise.plugins.redaction import redact, redact_data
+
 MARKER = "COMPLETE"
 _STEP_DIR = re.compile(r"^step-(\d{8})$")
 
@@ -152,7 +154,7 @@ class CheckpointStore:
             _save_tensors(weights, tmp / "weights.safetensors")
             _save_tensors(optimizer, tmp / "optimizer.safetensors")
             _save_tensors(rng, tmp / "rng.safetensors")
-            _write_text(tmp / "state.json", json.dumps({**state, "step": step}, indent=1, default=str))
+            _write_text(tmp / "state.json", redact(json.dumps(redact_data({**state, "step": step}), indent=1, default=str)))
             _write_text(tmp / MARKER, json.dumps({"step": step}) + "\n")
             _fsync_path(tmp)
             if final.exists():  # an incomplete folder of the same step from an older crash

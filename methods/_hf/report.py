@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tunewise.plugins.redaction import redact
+
 METRIC_LABELS = {
     "loss": "held-out loss",
     "perplexity": "held-out perplexity",
@@ -154,7 +156,7 @@ def write_report(out: Path, summary: RunSummary, plots: Sequence[Path]) -> Path:
     if summary.artifacts:
         lines += ["## Artifacts", "", *[f"- {k}: `{v}`" for k, v in summary.artifacts.items()], ""]
     path = out / "report.md"
-    path.write_text("\n".join(lines), encoding="utf-8")
+    path.write_text(redact("\n".join(lines)), encoding="utf-8")
     return path
 
 
@@ -175,5 +177,5 @@ def write_model_card(folder: Path, summary: RunSummary, *, base_model: str, libr
     body += [_table(rows, ("metric", "base", "tuned", "change")) if rows else "No held-out split.", ""]
     body += ["## Training settings", "", _table(_settings_rows(summary), ("setting", "value")), ""]
     path = folder / "README.md"
-    path.write_text("\n".join(front + body), encoding="utf-8")
+    path.write_text(redact("\n".join(front + body)), encoding="utf-8")
     return path

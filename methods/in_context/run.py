@@ -22,6 +22,7 @@ from tunewise.methods.in_context.examples import load_examples, split_examples
 from tunewise.methods.in_context.prompting import PromptBuilder
 from tunewise.methods.in_context.report import render_report
 from tunewise.plugins.errors import TunewiseError
+from tunewise.plugins.redaction import redact, redact_data
 from tunewise.plugins.types import EventSink, Plan, RunResult
 
 SAMPLES_IN_REPORT = 8
@@ -117,14 +118,14 @@ def run(plan: Plan, events: EventSink) -> RunResult:
                "selection": config.selection, "shots": config.shots,
                "prompt token budget": config.prompt_token_budget}
     report_path = out / "report.md"
-    report_path.write_text(render_report(summary=summary, outcomes=outcomes, chosen=chosen.name, samples=samples,
-                                         wall_s=wall_s), encoding="utf-8")
+    report_path.write_text(redact(render_report(summary=summary, outcomes=outcomes, chosen=chosen.name,
+                                                samples=samples, wall_s=wall_s)), encoding="utf-8")
     metrics_path = out / "metrics.json"
     metrics_path.write_text(json.dumps({o.name: {**o.metrics(), "max_extra_tokens": o.max_extra_tokens}
                                         for o in outcomes} | {"wall_s": wall_s}, indent=2) + "\n", encoding="utf-8")
     predictions_path = out / "predictions.jsonl"
-    predictions_path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for o in outcomes for r in o.records),
-                                encoding="utf-8")
+    predictions_path.write_text("".join(json.dumps(redact_data(r), ensure_ascii=False) + "\n"
+                                        for o in outcomes for r in o.records), encoding="utf-8")
     message = (f"zero-shot accuracy {zero.accuracy:.2f}; {chosen.name} {chosen.accuracy:.2f} "
                f"(+{chosen.extra_tokens_per_query:.0f} prompt tokens per query)")
     return RunResult("in_context", "completed", metrics_before=metrics_before, metrics_after=metrics_after,

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tunewise.plugins.errors import TunewiseError
+from tunewise.plugins.redaction import redact_data
 
 _PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
 
@@ -147,4 +148,4 @@ def mean_scores(rows: Sequence[dict[str, float]]) -> dict[str, float]:
 
 
 def write_json(path: Path, value: Any) -> None:
-    path.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(redact_data(value), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -32,6 +32,7 @@ from tunewise.methods.rag.evaluate import (
 )
 from tunewise.methods.rag.report import render_report
 from tunewise.plugins.errors import TunewiseError
+from tunewise.plugins.redaction import redact, redact_data
 from tunewise.plugins.types import EventSink, Plan, RunResult
 
 SAMPLES_IN_REPORT = 5
@@ -197,7 +198,7 @@ def run(plan: Plan, events: EventSink) -> RunResult:
     report_text = render_report(plan_summary=plan_summary, index_summary=index_summary, retrieval=retrieval,
                                 cutoffs=config.recall_at, answers=answers or None, samples=samples, wall_s=wall_s)
     report_path = out / "report.md"
-    report_path.write_text(report_text, encoding="utf-8")
+    report_path.write_text(redact(report_text), encoding="utf-8")
     metrics_path = out / "metrics.json"
     write_json(metrics_path, {"retrieval": retrieval, "answers": answers, "index": {
         "chunks": len(index), "files": len(index.manifest["files"]), "added": len(update.added),
@@ -206,7 +207,8 @@ def run(plan: Plan, events: EventSink) -> RunResult:
     artifacts = {"index": str(index_dir), "report": str(report_path), "metrics": str(metrics_path)}
     if records:
         answers_path = out / "answers.jsonl"
-        answers_path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+        answers_path.write_text("".join(json.dumps(redact_data(r), ensure_ascii=False) + "\n" for r in records),
+                                encoding="utf-8")
         artifacts["answers"] = str(answers_path)
     mode_scores = retrieval.get(config.mode, {})
     summary = f"indexed {len(index)} chunks from {len(index.manifest['files'])} files"

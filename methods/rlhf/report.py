@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tunewise.methods.rlhf.config import PPO_NOTE
+from tunewise.plugins.redaction import redact, redact_data
 
 HEADLINE = (
     ("reward_accuracy", "reward model accuracy on held-out pairs", "higher"),
@@ -151,7 +152,7 @@ def write_report(out: Path, summary: RlhfSummary, plots: Sequence[Path], samples
     if summary.artifacts:
         lines += ["## Artifacts", "", *[f"- {k}: `{v}`" for k, v in summary.artifacts.items()], ""]
     path = out / "report.md"
-    path.write_text("\n".join(lines), encoding="utf-8")
+    path.write_text(redact("\n".join(lines)), encoding="utf-8")
     return path
 
 
@@ -166,7 +167,7 @@ def write_model_card(folder: Path, summary: RlhfSummary, base_model: str, adapte
     rows = headline_rows(summary.before, summary.after)
     lines += _table(rows, ("metric", "base", "tuned")) if rows else ["No held-out evaluation."]
     path = folder / "README.md"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.write_text(redact("\n".join(lines) + "\n"), encoding="utf-8")
     return path
 
 
@@ -175,7 +176,7 @@ def write_metrics(out: Path, summary: RlhfSummary) -> Path:
     stages = {name: {k: v for k, v in s.items() if k != "history"} for name, s in summary.stages.items()}
     data = {"algorithm": summary.algorithm, "before": dict(summary.before), "after": dict(summary.after),
             "stages": stages, "counts": dict(summary.counts), "wall_s": round(summary.wall_seconds, 2)}
-    path.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+    path.write_text(redact(json.dumps(redact_data(data), indent=2, default=str)), encoding="utf-8")
     return path
 
 
@@ -183,5 +184,5 @@ def write_generations(out: Path, generations: Sequence[Mapping[str, Any]]) -> Pa
     path = out / "generations.jsonl"
     with open(path, "w", encoding="utf-8") as fh:
         for g in generations:
-            fh.write(json.dumps(g, ensure_ascii=False) + "\n")
+            fh.write(json.dumps(redact_data(g), ensure_ascii=False) + "\n")
     return path

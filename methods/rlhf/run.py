@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from tunewise.plugins.data import DataError
+from tunewise.plugins.redaction import redact_data
 from tunewise.plugins.types import EventSink, Plan, RunResult
 
 IDENTITY_FILE = "identity.json"
@@ -75,7 +76,7 @@ def _check_output(out: Path, plan: Plan, identity: dict[str, Any], events: Event
                                   "Pass --force to resume anyway, or use another --out.")
             events("log", level="warning", message="--force: resuming despite differences: " + "; ".join(differences))
     out.mkdir(parents=True, exist_ok=True)
-    (out / IDENTITY_FILE).write_text(json.dumps(identity, indent=1), encoding="utf-8")
+    (out / IDENTITY_FILE).write_text(json.dumps(redact_data(identity), indent=1), encoding="utf-8")
 
 
 def _load_causal(path: Path, placement: Any, adapter: Path | None = None) -> Any:
@@ -382,7 +383,7 @@ def _evaluate_base(out: Path, base_path: Path, tokenizer: Any, prompts: Sequence
     rows = [{"prompt_index": s.prompt_index, "sample_index": s.sample_index, "text": s.text,
              "tokens": len(s.completion_ids), "reward": r} for s, r in zip(samples, rewards, strict=True)]
     metrics = {"mean_reward": mean(rewards), "mean_answer_tokens": mean([float(r["tokens"]) for r in rows])}
-    saved.write_text(json.dumps({"metrics": metrics, "samples": rows}, indent=1), encoding="utf-8")
+    saved.write_text(json.dumps(redact_data({"metrics": metrics, "samples": rows}), indent=1), encoding="utf-8")
     return metrics, rows
 
 

@@ -24,6 +24,7 @@ from tunewise.advisor.tui.run_watch import run_command
 from tunewise.advisor.tui.screens.base import TunewiseScreen
 from tunewise.advisor.tui.screens.dialogs import PathDialog
 from tunewise.advisor.tui.widgets.question_field import QuestionField
+from tunewise.plugins.redaction import redact
 
 
 def _free_output_dir(workdir: Path, method_id: str) -> str:
@@ -148,7 +149,7 @@ class PlanScreen(TunewiseScreen):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_text(redact(text), encoding="utf-8")
         tmp.replace(path)
         self.plan_path = path
         consultation = self.tw.consultation
