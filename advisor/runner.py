@@ -13,7 +13,8 @@ training loop checks :attr:`RunSink.stop_requested` after every step, checkpoint
 normally). A callback that raises is reported as a warning and dropped.
 
 SIGTERM and Ctrl-C cancel: the training loop checkpoints and the run ends with status
-``cancelled`` and exit code 130 (``--resume`` continues it).
+``cancelled`` and exit code 130 (``--resume`` continues it). A guardrail (``training.max_hours`` /
+``max_usd``, too little disk for the next checkpoint) ends it with status ``stopped`` and exit code 3.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from tunewise.plugins.errors import TunewiseError
 from tunewise.plugins.events import JsonlEventWriter
 from tunewise.plugins.types import Plan, RunResult
 
-EXIT_CODES = {"completed": 0, "failed": 1, "cancelled": 130}
+EXIT_CODES = {"completed": 0, "failed": 1, "stopped": 3, "cancelled": 130}
 _ERROR_KINDS = {"DataError": "data", "PlanError": "plan", "PlanSettingsError": "plan", "ResumeError": "resume",
                 "MethodNotRunnable": "not_runnable", "ModelNotFoundError": "model", "PluginError": "plugin"}
 

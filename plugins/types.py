@@ -203,7 +203,9 @@ class RunResult:
     """How a run ended and what it produced."""
 
     method: str
-    status: Literal["completed", "failed", "cancelled"]
+    status: Literal["completed", "failed", "cancelled", "stopped"]
+    """``stopped``: a guardrail (budget, disk space) ended the run after its last checkpoint; ``--resume``
+    continues once the limit is raised or space freed."""
     metrics_before: Mapping[str, float] = field(default_factory=dict)
     metrics_after: Mapping[str, float] = field(default_factory=dict)
     artifacts: Mapping[str, str] = field(default_factory=dict)

@@ -30,7 +30,8 @@ def chat_rows(count: int) -> str:
     return "".join(json.dumps(r) + "\n" for r in rows)
 
 
-def make_plan(folder: Path, method: str, model: Path, *, steps: int = 24, extra_config: str = "") -> Path:
+def make_plan(folder: Path, method: str, model: Path, *, steps: int = 24, extra_config: str = "",
+              save_steps: int = 3, keep: int = 2, extra_training: str = "") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     if method == "continual_pretraining":
         docs = folder / "docs"
@@ -53,11 +54,11 @@ training:
   batch_size: 2
   seq_len: 64
   learning_rate: 1.0e-3
-  save_steps: 3
-  keep_checkpoints: 2
+  save_steps: {save_steps}
+  keep_checkpoints: {keep}
   generation_examples: 2
   max_new_tokens: 4
-""")
+""" + "".join(f"  {line}\n" for line in extra_training.splitlines() if line.strip()))
     return plan
 
 

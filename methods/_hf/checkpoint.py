@@ -7,7 +7,8 @@ generator states), ``state.json`` (step, history, identity, hyper-parameters) an
 copied or truncated checkpoint might) is never resumed from, and neither is one whose files are
 damaged (:func:`checkpoint_problem`: a truncated safetensors file, unreadable ``state.json``); the
 store lists those in :attr:`CheckpointStore.damaged` so the run can say why it skips them. Tensors
-are stored as safetensors; nothing is ever unpickled.
+are stored as safetensors; nothing is ever unpickled. A save is refused before anything is written
+when the weights are not finite or the disk is too full (:mod:`~tunewise.methods._hf.guardrails`).
 """
 
 from __future__ import annotations
@@ -111,9 +112,11 @@ class Checkpoint:
 class CheckpointStore:
     """The checkpoints of one output folder."""
 
-    def __init__(self, root: Path, keep: int = 1) -> None:
+    def __init__(self, root: Path, keep: int = 1, min_free_gb: float = 0.0) -> None:
         self.root = Path(root)
         self.keep = max(1, keep)
+        self.min_free_gb = min_free_gb
+        """Disk space that must stay free after a save (``training.min_free_disk_gb``)."""
         self.damaged: list[tuple[int, Path, str]] = []
         """(step, folder, why) of each checkpoint folder the last :meth:`complete` skipped."""
 
@@ -141,11 +144,21 @@ class CheckpointStore:
 
     def save(self, step: int, weights: Mapping[str, Any], optimizer: Mapping[str, Any],
              rng: Mapping[str, Any], state: Mapping[str, Any]) -> Path:
-        """Write a checkpoint atomically and prune old ones; returns its folder."""
+        """Write a checkpoint atomically and prune old ones; returns its folder.
+
+        Refuses, before writing anything, weights holding NaN/inf and a save that would leave less
+        than ``min_free_gb`` of disk free (:mod:`~tunewise.methods._hf.guardrails`).
+        """
+        from tunewise.methods._hf.guardrails import check_disk_room, refuse_non_finite, tensor_bytes
+
         self.root.mkdir(parents=True, exist_ok=True)
         final = self.root / f"step-{step:08d}"
         if checkpoint_problem(final) is None:
             return final
+        refuse_non_finite(weights, final)
+        # + 1 MB for state.json, whose loss history grows with the steps
+        check_disk_room(self.root, tensor_bytes(weights, optimizer, rng) + 1_000_000, self.min_free_gb,
+                        f"checkpoint step-{step:08d}")
         tmp = self.root / f".tmp-step-{step:08d}-{os.getpid()}"
         if tmp.exists():
             shutil.rmtree(tmp)

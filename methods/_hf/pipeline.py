@@ -9,6 +9,11 @@ take, how the model is wrapped and saved); :func:`run_training` does the rest in
    ``--force``) with the identity of model, tokenizer, data and settings;
 3. model loaded and prepared; held-out evaluation before (skipped on resume: the checkpoint has it);
 4. the training loop; then evaluation after, saved weights, model card, plots and ``report.md``.
+
+Guardrails (:mod:`~tunewise.methods._hf.guardrails`) end a run early but cleanly: a budget
+(``max_hours`` / ``max_usd``) or too little disk for the next checkpoint gives status ``stopped``
+(resumable; earlier checkpoints intact), weights that are not finite or running out of memory give
+``failed`` with the last good checkpoint named and what to change.
 """
 
 from __future__ import annotations
@@ -36,6 +41,17 @@ from tunewise.methods._hf.encoding import (
     Example,
     encode_documents,
     encode_supervised,
+)
+from tunewise.methods._hf.guardrails import (
+    BUDGET_KEY,
+    Budget,
+    BudgetedEvents,
+    DiskSpaceError,
+    NonFiniteWeightsError,
+    check_disk_room,
+    is_out_of_memory,
+    oom_advice,
+    refuse_non_finite,
 )
 from tunewise.methods._hf.identity import identity_differences, run_identity
 from tunewise.methods._hf.packing import Packed, one_per_sequence, pack_documents, pack_examples
@@ -294,15 +310,11 @@ def _evaluate(model: Any, tokenizer: Any, corpus: Corpus, placement: Placement, 
     return metrics, answers
 
 
-def _is_oom(exc: BaseException) -> bool:
-    text = str(exc).lower()
-    return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in text or "can't allocate memory" in text
-
-
 def run_training(plan: Plan, events: EventSink, spec: MethodSpec) -> RunResult:
     """Run ``plan`` with ``spec``; see the module docstring for the order of things."""
     wall_start = time.time()
     settings = training_settings(plan.training)
+    budget = Budget.from_settings(settings, wall_start)  # an unknown budget_hardware fails here, before data
     out = Path(plan.output_dir).expanduser().resolve()
 
     # 1. data and tokenizer (nothing heavy yet)
@@ -335,7 +347,7 @@ def run_training(plan: Plan, events: EventSink, spec: MethodSpec) -> RunResult:
     identity = run_identity(method=spec.id, model_name=ref.name, model_path=ref.path, data_files=corpus.files,
                             config=config_values, training={**settings.identity(), **parallel.identity()},
                             precision=placement.precision, device_type=placement.device_type)
-    store = CheckpointStore(out / "checkpoints", settings.keep_checkpoints)
+    store = CheckpointStore(out / "checkpoints", settings.keep_checkpoints, settings.min_free_disk_gb)
     resume_from = _check_output(store, out, plan, identity, events)
     out.mkdir(parents=True, exist_ok=True)
     learning_rate = settings.learning_rate or spec.default_learning_rate
@@ -361,18 +373,43 @@ def run_training(plan: Plan, events: EventSink, spec: MethodSpec) -> RunResult:
         sink = TrackingSink(events, settings.report_to, out, {**config_values, **settings.identity()})
     try:
         return _train_and_report(plan, sink, spec, settings, placement, ref, tokenizer, corpus, batches,
-                                 store, identity, resume_from, learning_rate, out, wall_start)
+                                 store, identity, resume_from, learning_rate, out, wall_start, budget)
+    except DiskSpaceError as exc:
+        message = f"stopped: disk space: {exc}{_last_good(store)}"
+        events("error", message=message, kind="disk_space", folder=str(exc.folder), needed_bytes=exc.needed,
+               free_bytes=exc.free)
+        _write_run_file(out, {"status": "stopped", "reason": "disk_space", "message": message, "identity": identity})
+        return RunResult(spec.id, "stopped", message=message, output_dir=str(out),
+                         wall_s=round(time.time() - wall_start, 2))
+    except NonFiniteWeightsError as exc:
+        message = (f"{exc}: training diverged although the loss looked finite; stopped without saving these "
+                   f"weights.{_last_good(store)} Try a lower learning rate (now {learning_rate:g}; try "
+                   f"{learning_rate / 4:g}) and keep max_grad_norm at 1.0 or lower.")
+        events("error", message=message, kind="non_finite_weights")
+        _write_run_file(out, {"status": "failed", "message": message, "identity": identity})
+        return RunResult(spec.id, "failed", message=message, output_dir=str(out),
+                         wall_s=round(time.time() - wall_start, 2))
     except Exception as exc:
-        if _is_oom(exc):
-            message = (f"out of memory on {placement.device} ({exc}). Try: a smaller training.batch_size with "
-                       "more grad_accum, training.gradient_checkpointing: true, a shorter seq_len, or LoRA"
-                       + (" / QLoRA" if placement.is_cuda else ""))
-            events("error", message=message, kind="oom")
-            return RunResult(spec.id, "failed", message=message, output_dir=str(out))
-        raise
+        if not is_out_of_memory(exc):
+            raise
+        advice = oom_advice(settings, method=spec.id, lora=spec.kind == "lora", quantized=spec.quantize_4bit,
+                            is_cuda=placement.is_cuda)
+        message = (f"out of memory on {placement.device} ({str(exc).splitlines()[0][:300]}).{_last_good(store)} "
+                   "Try: " + "; ".join(advice) + ". These settings are part of the run's identity: continue "
+                   "with --resume --force, or start again in a new --out.")
+        events("error", message=message, kind="oom")
+        _write_run_file(out, {"status": "failed", "reason": "oom", "message": message, "identity": identity})
+        return RunResult(spec.id, "failed", message=message, output_dir=str(out),
+                         wall_s=round(time.time() - wall_start, 2))
     finally:
         if isinstance(sink, object) and hasattr(sink, "close") and sink is not events:
             sink.close()
+
+
+def _last_good(store: CheckpointStore) -> str:
+    latest = store.latest()
+    return f" Last complete checkpoint: {latest} (--resume continues from it)." if latest else \
+        " No checkpoint had been written yet."
 
 
 def _pad_id(tokenizer: Any) -> int:
@@ -383,7 +420,7 @@ def _pad_id(tokenizer: Any) -> int:
 def _train_and_report(plan: Plan, events: Any, spec: MethodSpec, settings: TrainingSettings, placement: Placement,
                       ref: Any, tokenizer: Any, corpus: Corpus, batches: PackedBatches, store: CheckpointStore,
                       identity: dict[str, Any], resume_from: Path | None, learning_rate: float, out: Path,
-                      wall_start: float) -> RunResult:
+                      wall_start: float, budget: Budget) -> RunResult:
     import torch
     from tunewise.methods._hf.loop import LoopState, TrainLoop, trainable_summary
     from tunewise.methods._hf.loss import causal_lm_loss
@@ -413,9 +450,11 @@ def _train_and_report(plan: Plan, events: Any, spec: MethodSpec, settings: Train
         metrics, _ = _evaluate(model, tokenizer, corpus, placement, settings, held, with_generation=False)
         return metrics
 
+    # The loop reads ``stop_requested`` after every step: the budget rides on it (see guardrails).
+    guarded = BudgetedEvents(events, budget, LoopState())
     loop = TrainLoop(model=model, settings=settings, placement=placement, batches=batches, loss_fn=causal_lm_loss,
-                     learning_rate=learning_rate, events=events, store=store, identity=identity,
-                     evaluate=evaluate_during if held else None)
+                     learning_rate=learning_rate, events=guarded if budget.active else events, store=store,
+                     identity=identity, evaluate=evaluate_during if held else None)
     state: LoopState | None = None
     answers_before: list[str]
     if resume_from is not None:
@@ -435,7 +474,16 @@ def _train_and_report(plan: Plan, events: Any, spec: MethodSpec, settings: Train
         torch.manual_seed(settings.seed)
         if torch.cuda.is_available():
             torch.cuda.manual_seed_all(settings.seed)
+    budget.spent_before_s = float(state.extra.get(BUDGET_KEY, 0.0))
+    guarded.state = state
+    spent = budget.exceeded() if budget.active and resume_from is not None else None
+    if spent:  # resumed with the limit that stopped it: say so instead of training one more step
+        return _budget_stop(spec, events, out, identity, state.step, spent, str(resume_from or ""),
+                            "nothing more was trained", wall_start)
     outcome = loop.run(state)
+    if outcome.status == "stopped" and guarded.reason:
+        return _budget_stop(spec, events, out, identity, outcome.state.step, guarded.reason,
+                            outcome.checkpoint or "", "a checkpoint was written", wall_start)
 
     base = {"output_dir": str(out), "steps": outcome.state.step, "metrics_before": before,
             "train_seconds": round(outcome.state.train_seconds, 2)}
@@ -460,6 +508,11 @@ def _train_and_report(plan: Plan, events: Any, spec: MethodSpec, settings: Train
         return spec.prepare(plain, placement, settings) if spec.prepare is not None else plain
 
     to_save = parallel.saveable(model, rebuild)  # FSDP: gathered into an unsharded copy on rank 0
+    if parallel.is_main:
+        final = {n: p for n, p in to_save.named_parameters() if p.requires_grad or not spec.frozen_base}
+        refuse_non_finite(final, out)
+        check_disk_room(out, sum(p.numel() * p.element_size() for p in final.values()) + 10_000_000,
+                        settings.min_free_disk_gb, "the trained model")
     if not parallel.is_main:
         return RunResult(spec.id, "completed", metrics_before=before, metrics_after=after, output_dir=str(out),
                          message=f"rank {parallel.rank} of {parallel.world}: done (rank 0 saves and reports)",
@@ -514,6 +567,20 @@ def _headline(before: Mapping[str, float], after: Mapping[str, float], steps: in
         return (f"{steps} steps; held-out loss {b:.4f} -> {a:.4f} "
                 f"(perplexity {math.exp(min(b, 50)):.2f} -> {math.exp(min(a, 50)):.2f})")
     return f"{steps} steps"
+
+
+def _budget_stop(spec: MethodSpec, events: Any, out: Path, identity: dict[str, Any], step: int, reason: str,
+                 checkpoint: str, what: str, wall_start: float) -> RunResult:
+    """End a run whose time or money budget is spent: status ``stopped``, resumable."""
+    message = (f"stopped: budget: {reason} at step {step}; {what}"
+               + (f" ({checkpoint})" if checkpoint else "")
+               + ". Raise training.max_hours / training.max_usd in the plan and continue with --resume.")
+    events("log", level="warning", message=message, kind="budget", step=step)
+    _write_run_file(out, {"status": "stopped", "reason": "budget", "message": message, "steps": step,
+                          "checkpoint": checkpoint, "identity": identity})
+    return RunResult(spec.id, "stopped", message=message, output_dir=str(out), steps=step,
+                     artifacts={"checkpoint": checkpoint} if checkpoint else {},
+                     wall_s=round(time.time() - wall_start, 2))
 
 
 def _write_run_file(out: Path, data: Mapping[str, Any]) -> None:

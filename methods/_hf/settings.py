@@ -92,6 +92,34 @@ class TrainingSettings:
     report_to: tuple[str, ...] = field(
         default=(), metadata={"help": "also log to tensorboard and/or mlflow (when installed)", "identity": False}
     )
+    min_free_disk_gb: float = field(
+        default=1.0,
+        metadata={"help": "disk space (GB) that must stay free after each checkpoint; the run checks the "
+                          "checkpoint folder's free space before every save and stops cleanly when it would "
+                          "drop below this (earlier checkpoints stay intact; --resume continues)",
+                  "identity": False},
+    )
+    max_hours: float | None = field(
+        default=None,
+        metadata={"help": "time budget: stop (with a checkpoint) once the run's wall-clock hours, summed over "
+                          "resumes, reach this; --resume with a higher value continues", "identity": False},
+    )
+    max_usd: float | None = field(
+        default=None,
+        metadata={"help": "money budget: stop (with a checkpoint) once elapsed hours x the price per hour reach "
+                          "this many US dollars; the price is usd_per_hour, else the HIGH end of "
+                          "budget_hardware's catalogue price range (usd_per_hour_high)", "identity": False},
+    )
+    usd_per_hour: float | None = field(
+        default=None,
+        metadata={"help": "what this machine costs per hour, for max_usd (takes precedence over budget_hardware)",
+                  "identity": False},
+    )
+    budget_hardware: str | None = field(
+        default=None,
+        metadata={"help": "hardware catalogue name (e.g. A100-80GB) whose high price per hour prices max_usd "
+                          "when usd_per_hour is not set", "identity": False},
+    )
 
     def problems(self) -> list[tuple[str, str]]:
         """(field, what is wrong) for each bad value; plans report them with the YAML line."""
@@ -134,6 +162,19 @@ class TrainingSettings:
             out.append(("eval_fraction", f"must be in [0, 1), got {self.eval_fraction!r}"))
         if not isinstance(self.generation_examples, int) or self.generation_examples < 0:
             out.append(("generation_examples", f"must be a whole number >= 0, got {self.generation_examples!r}"))
+        if not _number(self.min_free_disk_gb) or self.min_free_disk_gb < 0:
+            out.append(("min_free_disk_gb", f"must be a number >= 0, got {self.min_free_disk_gb!r}"))
+        for name in ("max_hours", "max_usd"):
+            value = getattr(self, name)
+            if value is not None and (not _number(value) or value <= 0):
+                out.append((name, f"must be a number > 0 (or left out for no limit), got {value!r}"))
+        if self.usd_per_hour is not None and (not _number(self.usd_per_hour) or self.usd_per_hour < 0):
+            out.append(("usd_per_hour", f"must be a number >= 0, got {self.usd_per_hour!r}"))
+        if self.budget_hardware is not None and not (isinstance(self.budget_hardware, str)
+                                                     and self.budget_hardware.strip()):
+            out.append(("budget_hardware", f"must be a hardware name, got {self.budget_hardware!r}"))
+        if self.max_usd is not None and self.usd_per_hour is None and self.budget_hardware is None:
+            out.append(("max_usd", "needs a price: set training.usd_per_hour or training.budget_hardware"))
         for tracker in self.report_to:
             if tracker not in TRACKERS:
                 out.append(("report_to", f"unknown tracker {tracker!r}; choose from {', '.join(TRACKERS)}"))
@@ -146,3 +187,7 @@ class TrainingSettings:
             for f in fields(self)
             if f.metadata.get("identity", True)
         }
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -105,6 +105,9 @@ class RunScreen(TunewiseScreen):
             self.notify("Run completed: press v for the results.", title="run")
         elif state.status == "cancelled":
             self.notify("Run cancelled after its checkpoint: press r to resume.", title="run")
+        elif state.status == "stopped":
+            message = str((state.result or {}).get("message", "")) or "a guardrail stopped the run"
+            self.app.push_screen(ErrorDialog("The run stopped at a guardrail (resumable)", message))
         elif state.status == "failed" and state.errors and not self._crash_reported:
             error = state.errors[-1]
             self.app.push_screen(ErrorDialog(f"The run failed ({error.get('kind', 'error')})",
