@@ -73,7 +73,7 @@ def test_killed_mid_way_loses_nothing_and_a_restart_continues(tmp_path: Path) ->
     out = tmp_path / "prefs.jsonl"
     proc = subprocess.Popen([*COMMAND, "--prompts", str(prompts_file(tmp_path)), "--out", str(out),
                              "--keys-from-stdin"], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
     assert proc.stdin is not None
     proc.stdin.write("b\na\n")
     proc.stdin.flush()
@@ -92,11 +92,17 @@ def test_killed_mid_way_loses_nothing_and_a_restart_continues(tmp_path: Path) ->
     assert [r["prompt"] for r in lines(out)] == ["Question 0?", "Question 1?", "Question 2?"]
 
 
+def _default_sigint() -> None:
+    # A shell starts background jobs with SIGINT ignored and children inherit that; Ctrl-C in a
+    # terminal reaches a process whose SIGINT is at its default, so the test sets that up.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_keeps_every_decision(tmp_path: Path) -> None:
     out = tmp_path / "prefs.jsonl"
     proc = subprocess.Popen([*COMMAND, "--prompts", str(prompts_file(tmp_path)), "--out", str(out),
                              "--keys-from-stdin"], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
     assert proc.stdin is not None
     proc.stdin.write("a\n")
     proc.stdin.flush()
