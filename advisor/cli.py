@@ -69,12 +69,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             module.configure(command_parser)
             command_parser.set_defaults(_module=module)
     args = parser.parse_args(argv)
+    import os
+
+    # tunewise never downloads behind the user's back: no hub requests and no telemetry, in this
+    # process and every one it starts (training subprocesses, torchrun ranks). Set to 0 to allow.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     if args.version:
         print(f"tunewise {_version()}")
         return 0
     if args.strict_plugins:
-        import os
-
         os.environ["TUNEWISE_STRICT_PLUGINS"] = "1"
     if args.command is None:
         if "tui" in COMMANDS:
