@@ -8,6 +8,7 @@ All problems of a file are reported together.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -97,13 +98,21 @@ def parse_count(value: Any) -> float:
     """A count given as a number or as text like ``2e9``, ``500M``, ``1.5B``, ``20_000`` (ValueError otherwise)."""
     if isinstance(value, bool):
         raise ValueError("must be a number")
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        text = value.strip().replace("_", "").replace(",", "").lower()
-        match = re.fullmatch(r"([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kmbgt]?)", text)
-        if match:
-            return float(match.group(1)) * _SUFFIX.get(match.group(2), 1.0)
+    number: float | None = None
+    try:
+        if isinstance(value, (int, float)):
+            number = float(value)
+        elif isinstance(value, str):
+            text = value.strip().replace("_", "").replace(",", "").lower()
+            match = re.fullmatch(r"([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kmbgt]?)", text)
+            if match:
+                number = float(match.group(1)) * _SUFFIX.get(match.group(2), 1.0)
+    except OverflowError:  # an int with hundreds of digits
+        number = math.inf
+    if number is not None and not math.isfinite(number):
+        raise ValueError(f"must be a finite number, got {value!r}")
+    if number is not None:
+        return number
     raise ValueError(f"must be a number (e.g. 20000, 2e9, 500M), got {value!r}")
 
 
@@ -320,6 +329,33 @@ def yaml_lines(text: str) -> dict[str, int]:
     return out
 
 
+def duplicate_keys(text: str) -> list[tuple[str, int]]:
+    """(dotted key path, line) of every mapping key given a second time in YAML ``text``."""
+    import yaml
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return []
+    found: list[tuple[str, int]] = []
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key, value in node.value:
+                path = f"{prefix}{key.value}"
+                if isinstance(key, yaml.ScalarNode) and key.value in seen:
+                    found.append((path, key.start_mark.line + 1))
+                seen.add(key.value if isinstance(key, yaml.ScalarNode) else id(key))
+                walk(value, path + ".")
+        elif isinstance(node, yaml.SequenceNode):
+            for item in node.value:
+                walk(item, prefix)
+
+    walk(root, "")
+    return found
+
+
 def parse_answers(text: str, source: str = "answers", base_dir: Path | None = None,
                   extra_questions: Mapping[str, Any] | None = None) -> Profile:
     """A profile from answers YAML text; YAML syntax errors name the line."""
@@ -331,6 +367,12 @@ def parse_answers(text: str, source: str = "answers", base_dir: Path | None = No
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source
         raise AnswersError([f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})"]) from None
+    except RecursionError:
+        raise AnswersError([f"{source}: YAML nested too deeply to read"]) from None
+    twice = duplicate_keys(text)
+    if twice:
+        raise AnswersError([f"{source}:{line}: {path}: given twice (the second value would silently win)"
+                            for path, line in twice])
     if extra_questions is None:
         from tunewise.advisor.interview import plugin_questions
 

@@ -94,12 +94,16 @@ def load_prompts(path: Path | str) -> list[LabelPrompt]:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise LabelingError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+            except RecursionError:
+                raise LabelingError(f"{path}:{lineno}: JSON nested too deeply to read") from None
             prompts.append(_prompt_from_object(obj, f"{path}:{lineno}", len(prompts)))
     elif suffix == ".json":
         try:
             items = json.loads(text)
         except json.JSONDecodeError as exc:
             raise LabelingError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise LabelingError(f"{path}: JSON nested too deeply to read") from None
         if not isinstance(items, list):
             raise LabelingError(f"{path}: expected a JSON list of prompts")
         for position, obj in enumerate(items):

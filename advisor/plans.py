@@ -238,6 +238,8 @@ def parse_plan(text: str, source: str = "plan.yaml", base_dir: Path | None = Non
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
         raise PlanError(f"{source}{line}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    except RecursionError:
+        raise PlanError(f"{source}: YAML nested too deeply to read") from None
     lines = _Lines()
     if root is not None:
         lines.walk(root)
@@ -283,8 +285,14 @@ def parse_plan(text: str, source: str = "plan.yaml", base_dir: Path | None = Non
             if not isinstance(item, str) or not item.strip():
                 problems.add(where, f"must be a path, got {item!r}")
                 continue
-            resolved = resolve_data_path(item, base_dir)
-            if not resolved.exists():
+            try:
+                resolved = resolve_data_path(item, base_dir)
+                exists = resolved.exists()
+            except (ValueError, OSError) as exc:  # a NUL byte, a name longer than the file system allows
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                problems.add(where, f"not a usable path ({reason}): {item[:80]!r}{'…' if len(item) > 80 else ''}")
+                continue
+            if not exists:
                 problems.add(where, f"{item} does not exist (resolved to {resolved}; relative paths start at "
                                     f"the plan's folder {base_dir})")
             paths.append(str(resolved))

@@ -145,6 +145,9 @@ def _read_jsonl(path: Path, problems: list[Problem]) -> list[Row]:
         except json.JSONDecodeError as exc:
             problems.append(Problem(file, number, f"invalid JSON: {exc.msg} (column {exc.colno})"))
             continue
+        except RecursionError:
+            problems.append(Problem(file, number, "JSON nested too deeply to read"))
+            continue
         if not isinstance(value, dict):
             problems.append(Problem(file, number, f"expected a JSON object, found {type(value).__name__}"))
             continue
@@ -175,6 +178,9 @@ def _read_json(path: Path, problems: list[Problem]) -> list[Row]:
     except json.JSONDecodeError as exc:
         hint = " (one object per line? name the file .jsonl)" if "Extra data" in exc.msg else ""
         problems.append(Problem(file, exc.lineno, f"invalid JSON: {exc.msg} (column {exc.colno}){hint}"))
+        return []
+    except RecursionError:
+        problems.append(Problem(file, 0, "JSON nested too deeply to read"))
         return []
     records = _records_in(value)
     if records is None:

@@ -19,9 +19,10 @@ def run(plan: Plan, events: EventSink) -> RunResult:
     from tunewise.plugins.models import resolve_model
 
     config = method_config(ContinualPretrainingConfig, plan.config)
-    model_path = resolve_model(plan.model).path
 
     def save(model: Any, tokenizer: Any, out: Path) -> dict[str, str]:
+        # Resolved here, not up front: data problems are reported before the model is even looked up.
+        model_path = resolve_model(plan.model).path
         dtype = base_dtype_name(model_path) if config.save_dtype == "auto" else config.save_dtype
         return {"model": str(save_full_model(model, tokenizer, out / "model", dtype))}
 

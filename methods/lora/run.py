@@ -18,10 +18,9 @@ def run(plan: Plan, events: EventSink) -> RunResult:
     from tunewise.methods._hf.saving import save_adapter, save_merged
     from tunewise.methods._hf.settings import TrainingSettings
     from tunewise.methods.lora.config import LoraConfig
-    from tunewise.plugins.models import resolve_model
+    from tunewise.plugins.models import EMBEDDED_MODEL, is_embedded, resolve_model
 
     config = method_config(LoraConfig, plan.config)
-    model_ref = resolve_model(plan.model)
 
     def prepare(model: Any, placement: Placement, settings: TrainingSettings) -> Any:
         import torch
@@ -39,7 +38,8 @@ def run(plan: Plan, events: EventSink) -> RunResult:
         adapter = save_adapter(model, tokenizer, out / "adapter")
         artifacts = {"adapter": str(adapter)}
         if config.merge:
-            merged = save_merged(model_ref.path, adapter, tokenizer, out / "merged", base_dtype_name(model_ref.path))
+            base = resolve_model(plan.model).path  # looked up only now: data problems are reported first
+            merged = save_merged(base, adapter, tokenizer, out / "merged", base_dtype_name(base))
             artifacts["merged"] = str(merged)
         return artifacts
 
@@ -48,6 +48,6 @@ def run(plan: Plan, events: EventSink) -> RunResult:
         id="lora", title="QLoRA" if qlora else "LoRA", shapes=(*SUPERVISED_SHAPES, *TEXT_SHAPES),
         default_learning_rate=DEFAULT_LEARNING_RATE, kind="lora", config=config, save=save, prepare=prepare,
         loss_on=config.loss_on, frozen_base=True, quantize_4bit=qlora, lora_rank=config.r, library="peft",
-        card_tags=("lora", "qlora") if qlora else ("lora",), base_model_for_card=model_ref.name,
+        card_tags=("lora", "qlora") if qlora else ("lora",), base_model_for_card=EMBEDDED_MODEL if is_embedded(plan.model) else str(plan.model),
     )
     return run_training(plan, events, spec)

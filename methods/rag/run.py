@@ -135,6 +135,9 @@ def run(plan: Plan, events: EventSink) -> RunResult:
     events("start", method="rag", total_steps=0, plan=plan.to_dict(), device=device,
            questions=len(questions), index=str(index_dir))
 
+    from tunewise.methods.rag.ingest import discover, read_all
+
+    read_all(discover(plan.data))  # corpus problems (file:line) are reported before any model loads
     events("log", level="info", message=f"loading embedding model {config.embedding_model or 'all-MiniLM-L6-v2'}")
     embedder = Embedder(resolve_embedding_model(config.embedding_model), device=device)
     index, update = build_index(
