@@ -82,7 +82,7 @@ def test_bad_answers_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, conte
     ("method: lora\ndata: [chat.jsonl, 5]\n", r"p\.yaml:2: data\[1\]: must be a path"),
     ("method: [lora]\ndata: chat.jsonl\n", r"p\.yaml:1: method: missing"),
     ("method: lora\ndata: chat.jsonl\ndata: other.jsonl\n", r"p\.yaml:3: data: given twice"),
-    ("method: lora\ndata: chat.jsonl\nconfig: " + "{a: " * 3000 + "}" * 3000 + "\n", r"p\.yaml: YAML nested too"),
+    ("method: lora\ndata: chat.jsonl\nconfig: " + "{a: " * 600 + "}" * 600 + "\n", r"p\.yaml: YAML nested too"),
 ], ids=["empty", "utf16", "latin1", "syntax", "wrong-type", "float-for-int", "nan", "unknown-nested", "nul-path",
         "long-path", "list-item", "method-list", "duplicate", "deep"])
 def test_bad_plan_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str | bytes, expected: str) -> None:
