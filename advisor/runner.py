@@ -130,7 +130,9 @@ class RunSink:
             self.last_error = str(fields.get("message"))
         self._writer(kind, **fields)
         if self.view is not None:
-            self.view(make_event(kind, **fields))
+            from tunewise.plugins.redaction import redact_data
+
+            self.view(redact_data(make_event(kind, **fields)))  # stderr often ends up in a log file
         if kind == "progress":
             metrics = {k: v for k, v in fields.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
             self._dispatch("on_step", fields["step"], metrics)

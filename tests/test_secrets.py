@@ -98,8 +98,9 @@ def test_secret_pasted_into_a_plan_is_redacted_everywhere(tmp_path: Path, tiny_m
     plan.write_text(f"method: in_context\nmodel: {tiny_model_dir}\ndata: d.jsonl\noutput_dir: {folder / 'out'}\n"
                     f"config: {{shots: 1, selection: random, eval_fraction: 0.34, max_new_tokens: 2, "
                     f"system_prompt: 'Answer in one word. API key {values['OPENAI_API_KEY']}'}}\n")
-    result = run_cli("run", str(plan), "--quiet", env=environment(tmp_path, values), cwd=folder)
+    result = run_cli("run", str(plan), env=environment(tmp_path, values), cwd=folder)  # progress on stderr too
     assert result.returncode == 0, result.stderr[-3000:]
+    assert not [name for name, value in values.items() if value in result.stdout + result.stderr]
     written = [p for p in (folder / "out").rglob("*") if p.is_file()]
     assert {p.name for p in written} >= {"events.jsonl", "report.md", "predictions.jsonl"}
     assert REDACTED in (folder / "out" / "events.jsonl").read_text()  # the start event's plan, redacted

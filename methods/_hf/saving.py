@@ -61,9 +61,10 @@ def save_merged(base_path: Path, adapter: Path, tokenizer: Any, folder: Path, dt
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
+    from tunewise.plugins.trust import check_model_folder
 
     base = AutoModelForCausalLM.from_pretrained(base_path, dtype=getattr(torch, dtype_name), use_safetensors=True,
-                                                trust_remote_code=False)
+                                                trust_remote_code=check_model_folder(base_path))
     merged = PeftModel.from_pretrained(base, adapter).merge_and_unload()
 
     def write(tmp: Path) -> None:

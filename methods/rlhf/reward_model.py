@@ -49,11 +49,13 @@ def load_classifier(path: Path, tokenizer: Any, dtype: str = "float32") -> Any:
     import torch
     from transformers import AutoModelForSequenceClassification
     from trl.trainer.reward_trainer import suppress_seqcls_warning
+    from tunewise.plugins.trust import check_model_folder
 
     # The causal LM's head is dropped and the score head is new: expected, so not warned about.
     with suppress_seqcls_warning():
         model = AutoModelForSequenceClassification.from_pretrained(
-            path, num_labels=1, dtype=getattr(torch, dtype), use_safetensors=True, trust_remote_code=False,
+            path, num_labels=1, dtype=getattr(torch, dtype), use_safetensors=True,
+            trust_remote_code=check_model_folder(path, need_weights=True),
         )
     model.config.pad_token_id = tokenizer.pad_token_id
     return model

@@ -82,9 +82,10 @@ def _check_output(out: Path, plan: Plan, identity: dict[str, Any], events: Event
 def _load_causal(path: Path, placement: Any, adapter: Path | None = None) -> Any:
     import torch
     from transformers import AutoModelForCausalLM
+    from tunewise.plugins.trust import check_model_folder
 
     model: Any = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, use_safetensors=True,
-                                                 trust_remote_code=False)
+                                                 trust_remote_code=check_model_folder(path, need_weights=True))
     if adapter is not None:
         from peft import PeftModel
 
