@@ -128,12 +128,18 @@ def launch(plan: Plan, settings: DistributedSettings, run_args: Sequence[str], *
            model_dir: Path | None = None) -> int:
     """Write the Accelerate config, start the processes, wait; the launcher's exit code."""
     strategy = settings.resolved_strategy(TRAIN_KIND.get(plan.method, "full"))
+    out = Path(plan.output_dir).expanduser().resolve()
+    # Written first, so a DeepSpeed plan still leaves the config for `accelerate launch` on a cluster.
+    written = write_accelerate_config(out, accelerate_config(plan, settings, cuda=cuda, model_dir=model_dir))
     if strategy in DEEPSPEED:
+        import importlib.util
+
+        installed = importlib.util.find_spec("deepspeed") is not None
         raise LaunchError(
             f"distributed.strategy {strategy}: tunewise's training loop drives PyTorch DDP and FSDP; DeepSpeed "
-            "ZeRO engines are not wired in. Use fsdp (ZeRO-3 equivalent) or ddp")
-    out = Path(plan.output_dir).expanduser().resolve()
-    write_accelerate_config(out, accelerate_config(plan, settings, cuda=cuda, model_dir=model_dir))
+            f"ZeRO engines are not wired in (and the deepspeed package is "
+            f"{'installed' if installed else 'not installed here'}). Use fsdp (the ZeRO-3 equivalent) or ddp; "
+            f"the DeepSpeed settings are in {written} for `accelerate launch` with your own script")
     env = dict(os.environ)
     if not cuda and "OMP_NUM_THREADS" not in env:
         # CPU processes share the cores; oversubscribing threads makes every rank slower.
