@@ -1,4 +1,6 @@
-"""Real ``tunewise run`` processes on a tiny model: kill -9 mid-run, resume, compare every tensor.
+"""Real ``tunewise run`` processes on a tiny model: kill -9 at seeded random points, resume, compare
+every tensor with an uninterrupted run (full fine-tuning, LoRA, continual pretraining; the RLHF reward
+model and DPO stages are in test_rlhf_stages.py).
 
 Also: a checkpoint from another run is refused (naming what differs), SIGTERM checkpoints and
 exits 130, and a non-finite loss fails the run without writing weights.
@@ -8,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import re
 import signal
 import subprocess
 import sys
@@ -104,38 +108,102 @@ def tensors(path: Path) -> dict:
     return load_file(str(path))
 
 
-@pytest.mark.parametrize("method", ["full_finetune", "lora", "continual_pretraining"])
-def test_kill_9_then_resume_gives_bit_identical_weights(method: str, tmp_path: Path, tiny_model_dir: Path) -> None:
+KILL_SEEDS = (0, 1)
+"""Seeds of the kill points: each draws a step and a delay after that step's progress event, so the
+kill lands inside a step, inside a checkpoint write or between them (one kill per seed, in turn)."""
+KILL_STEPS = 8
+
+
+def kill_at(command: list[str], out: Path, step: int, delay: float, timeout: float = 240) -> int:
+    """Start ``command``, SIGKILL it ``delay`` s after its first progress event at ``step`` or later;
+    returns the last step it reported."""
+    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if any(e["event"] == "progress" and e["step"] >= step for e in read_events(out)):
+                time.sleep(delay)
+                proc.send_signal(signal.SIGKILL)
+                break
+            if proc.poll() is not None:
+                pytest.fail(f"run ended before step {step}: {proc.stderr.read() if proc.stderr else ''}")
+            time.sleep(0.01)
+        else:
+            pytest.fail(f"no progress event for step {step} in time")
+        assert proc.wait(timeout=60) == -signal.SIGKILL, "the run finished before the kill landed"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    events = read_events(out)
+    assert not any(e["event"] == "end" for e in events)
+    return max(e["step"] for e in events if e["event"] == "progress")
+
+
+def kill_point(seed: int, name: str, low: int, high: int) -> tuple[int, float]:
+    """A step in [low, high] and a delay of up to half a second, drawn from ``seed`` and ``name``."""
+    rng = random.Random(f"{seed}:{name}")
+    return rng.randint(low, high), rng.uniform(0.0, 0.5)
+
+
+@pytest.fixture(scope="module")
+def references(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> dict[str, Path]:
+    """One uninterrupted run per method, shared by every kill seed (started side by side)."""
+    root = tmp_path_factory.mktemp("uninterrupted")
+    procs = {}
+    for method in TRAINED_FILE:
+        plan = make_plan(root / method, method, tiny_model_dir, steps=KILL_STEPS, save_steps=2)
+        procs[method] = subprocess.Popen(tunewise(str(plan), "--out", str(root / method / "out")), cwd=REPO,
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    for method, proc in procs.items():
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, f"{method}: {err}"
+    return {method: root / method / "out" for method in TRAINED_FILE}
+
+
+def resumed_steps(events: list[dict]) -> list[int]:
+    """The step of each ``resumed from … at step N/`` message."""
+    return [int(m.group(1)) for e in events if e["event"] == "log"
+            and (m := re.search(r"resumed from .*step-\d+ at step (\d+)/", e["message"]))]
+
+
+@pytest.mark.parametrize("method", list(TRAINED_FILE))
+def test_sigkill_at_seeded_random_points_then_resume_gives_bit_identical_weights(
+        method: str, tmp_path: Path, tiny_model_dir: Path, references: dict[str, Path]) -> None:
+    """One run killed once per seed, at increasing random points, resumed after each kill."""
     import torch
 
-    plan = make_plan(tmp_path, method, tiny_model_dir)
-    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
-    reference = subprocess.Popen(tunewise(str(plan), "--out", str(straight)), cwd=REPO,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        code = start_and_stop(plan, interrupted, signal.SIGKILL)
-        assert code == -signal.SIGKILL
-        events = read_events(interrupted)
-        assert not any(e["event"] == "end" for e in events)
-        killed_at = max(e["step"] for e in events if e["event"] == "progress")
-        assert killed_at < 24 and not (interrupted / TRAINED_FILE[method]).exists()
-    finally:
-        _, err = reference.communicate(timeout=300)
-    assert reference.returncode == 0, err
+    plan = make_plan(tmp_path, method, tiny_model_dir, steps=KILL_STEPS, save_steps=2)
+    out = tmp_path / "out"
+    low = 1
+    for number, seed in enumerate(KILL_SEEDS):
+        if low > KILL_STEPS - 2:  # the last kill came late (in the final evaluation): no room for another
+            break
+        high = low + (KILL_STEPS - 2 - low) // (len(KILL_SEEDS) - number)
+        step, delay = kill_point(seed, method, low, high)
+        saved_before = [e["step"] for e in read_events(out) if e["event"] == "checkpoint"]
+        args = ["--resume"] if number else []
+        killed_at = kill_at(tunewise(str(plan), "--out", str(out), *args), out, step, delay)
+        assert killed_at <= KILL_STEPS  # a kill during the final evaluation or save counts too
+        events = read_events(out)
+        if number and saved_before:  # a resume starts from the newest checkpoint the killed process finished
+            assert resumed_steps(events) and resumed_steps(events)[-1] >= saved_before[-1]
+        low = max(step, killed_at) + 1
 
-    resumed = run(str(plan), "--out", str(interrupted), "--resume")
+    saved = [e["step"] for e in read_events(out) if e["event"] == "checkpoint"]
+    resumed = run(str(plan), "--out", str(out), "--resume")
     assert resumed.returncode == 0, resumed.stderr
-    events = read_events(interrupted)
-    assert any(e["event"] == "log" and "resumed from" in e["message"] for e in events)
+    events = read_events(out)
+    if saved:  # its event may be missing when the kill came right after the save: then a newer one
+        assert saved[-1] <= resumed_steps(events)[-1] <= KILL_STEPS
     assert events[-1]["event"] == "end" and events[-1]["status"] == "completed"
 
-    expected, got = tensors(straight / TRAINED_FILE[method]), tensors(interrupted / TRAINED_FILE[method])
+    reference = references[method]
+    expected, got = tensors(reference / TRAINED_FILE[method]), tensors(out / TRAINED_FILE[method])
     assert expected.keys() == got.keys() and expected
     for name, tensor in expected.items():
-        assert torch.equal(tensor, got[name]), f"{name} differs after resume"
-    before = json.loads((straight / "metrics.json").read_text())
-    assert json.loads((interrupted / "metrics.json").read_text()) == before
-    assert before["after"]["loss"] < before["before"]["loss"]
+        assert torch.equal(tensor, got[name]), f"{name} differs after kills and resumes"
+    before = json.loads((reference / "metrics.json").read_text())
+    assert json.loads((out / "metrics.json").read_text()) == before
 
 
 def test_resume_refuses_a_checkpoint_from_another_run(tmp_path: Path, tiny_model_dir: Path) -> None:
@@ -168,7 +236,7 @@ def test_resume_refuses_a_checkpoint_from_another_run(tmp_path: Path, tiny_model
 
 
 def test_sigterm_checkpoints_and_exits_130_then_resumes(tmp_path: Path, tiny_model_dir: Path) -> None:
-    plan = make_plan(tmp_path, "full_finetune", tiny_model_dir, steps=40)
+    plan = make_plan(tmp_path, "full_finetune", tiny_model_dir, steps=16)
     out = tmp_path / "out"
     assert start_and_stop(plan, out, signal.SIGTERM, when="progress") == 130
     events = read_events(out)
@@ -177,9 +245,9 @@ def test_sigterm_checkpoints_and_exits_130_then_resumes(tmp_path: Path, tiny_mod
     checkpoint = [e for e in events if e["event"] == "checkpoint"][-1]
     assert (Path(checkpoint["path"]) / "COMPLETE").is_file()
     assert end["peak_memory_gb"] > 0
-    finished = run(str(plan), "--out", str(out), "--resume", "--max-steps", "40")
+    finished = run(str(plan), "--out", str(out), "--resume", "--max-steps", "16")
     assert finished.returncode == 0, finished.stderr
-    assert read_events(out)[-1]["result"]["steps"] == 40
+    assert read_events(out)[-1]["result"]["steps"] == 16
 
 
 def test_non_finite_loss_fails_without_writing_weights(tmp_path: Path, tiny_model_dir: Path) -> None:
