@@ -300,18 +300,37 @@ _READERS = {".jsonl": _read_jsonl, ".json": _read_json, ".csv": _read_csv, ".par
             ".arrow": _read_arrow}
 
 
+def _manifest(path: Path, key: str) -> list[Any]:
+    """The list under ``key`` in a ``save_to_disk`` manifest; a malformed manifest is a DataError."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise DataError(f"{path}: not a readable dataset manifest ({type(exc).__name__}: {exc})") from None
+    items = value.get(key) if isinstance(value, dict) else None
+    if items is not None and not isinstance(items, list):
+        raise DataError(f"{path}: {key} must be a list, got {type(items).__name__}")
+    return items or []
+
+
 def _hf_dataset_files(folder: Path) -> list[Path] | None:
-    """Arrow files of a ``save_to_disk`` folder (the ``train`` split of a DatasetDict), else None."""
+    """Arrow files of a ``save_to_disk`` folder (the ``train`` split of a DatasetDict), else None.
+
+    Split and file names come from the folder's own manifests, so each must stay inside the folder
+    (:func:`tunewise.plugins.trust.check_reference`).
+    """
+    from tunewise.plugins.trust import check_reference
+
     if (folder / "dataset_dict.json").is_file():
-        splits = json.loads((folder / "dataset_dict.json").read_text()).get("splits") or []
+        splits = _manifest(folder / "dataset_dict.json", "splits")
         split = "train" if "train" in splits else (splits[0] if splits else None)
         if split is None:
             return []
-        folder = folder / split
+        folder = check_reference(str(split), folder, where=f"{folder / 'dataset_dict.json'} (splits)")
     if (folder / "state.json").is_file():
-        state = json.loads((folder / "state.json").read_text())
-        names = [f["filename"] for f in state.get("_data_files", [])]
-        return [folder / n for n in names] if names else sorted(folder.glob("*.arrow"))
+        entries = _manifest(folder / "state.json", "_data_files")
+        names = [str(f.get("filename")) if isinstance(f, dict) else str(f) for f in entries]
+        where = f"{folder / 'state.json'} (_data_files)"
+        return [check_reference(n, folder, where=where) for n in names] if names else sorted(folder.glob("*.arrow"))
     return None
 
 

@@ -198,3 +198,16 @@ def test_bad_label_prompts_file(tmp_path: Path, name: str, content: str | bytes,
 
     with pytest.raises(LabelingError, match=expected):
         load_prompts(write(tmp_path / name, content))
+
+
+def test_malformed_dataset_manifest_is_named(tmp_path: Path) -> None:
+    from tunewise.plugins.data import DataError, load_dataset
+
+    folder = tmp_path / "saved"
+    folder.mkdir()
+    write(folder / "data-00000-of-00001.arrow", b"")
+    for content, expected in (("{not json", r"state\.json: not a readable dataset manifest"),
+                              ('{"_data_files": "x.arrow"}', r"state\.json: _data_files must be a list")):
+        write(folder / "state.json", content)
+        with pytest.raises(DataError, match=expected):
+            load_dataset(folder)

@@ -239,6 +239,30 @@ def test_rag_manifest_naming_files_outside_the_index_is_refused(tmp_path: Path) 
             RagIndex.open(index)
 
 
+def test_dataset_manifest_naming_files_outside_its_folder_is_refused(tmp_path: Path) -> None:
+    """A ``save_to_disk`` folder's state.json / dataset_dict.json are manifests: their names must stay inside."""
+    from datasets import Dataset, DatasetDict
+    from tunewise.plugins.data import load_dataset
+
+    outside = tmp_path / "private"
+    Dataset.from_dict({"text": ["a private note"]}).save_to_disk(str(outside))
+    single = tmp_path / "single"
+    Dataset.from_dict({"text": ["hello", "world"]}).save_to_disk(str(single))
+    assert len(load_dataset(single).rows) == 2  # the genuine folder loads
+    state = json.loads((single / "state.json").read_text())
+    private_arrow = next(outside.glob("*.arrow"))
+    state["_data_files"] = [{"filename": f"../private/{private_arrow.name}"}]
+    (single / "state.json").write_text(json.dumps(state))
+    with pytest.raises(UntrustedArtifactError, match=r"state\.json \(_data_files\).*points outside"):
+        load_dataset(single)
+
+    splits = tmp_path / "splits"
+    DatasetDict({"train": Dataset.from_dict({"text": ["x"]})}).save_to_disk(str(splits))
+    (splits / "dataset_dict.json").write_text(json.dumps({"splits": ["../private"]}))
+    with pytest.raises(UntrustedArtifactError, match=r"dataset_dict\.json \(splits\).*points outside"):
+        load_dataset(splits)
+
+
 # -- plans --------------------------------------------------------------------------------------------
 
 
