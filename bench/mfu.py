@@ -1,7 +1,9 @@
-"""Model FLOPs utilisation: this device's bf16 matmul peak and tunewise's training throughput, one run.
+"""Model FLOPs utilisation: this device's matmul peak and tunewise's training throughput, in one run.
 
 MFU = flops_per_token × tokens/s ÷ peak, with flops_per_token = 6·N for full fine-tuning and 4·N for
-LoRA (frozen weights need no weight gradients), N = the model's parameters (ESTIMATION.md). Goals:
+LoRA (frozen weights need no weight gradients), N = the model's parameters (ESTIMATION.md), and the
+peak measured in the precision the run computes in (bf16 on GPUs and AMX CPUs, fp32 on CPUs without
+fast bf16), right before each run. Rates count the steps after ``--warmup``. Goals:
 ≥30 % on this CPU for the embedded model, ≥40 % on an H100 for a 0.5–1B model.
 
     python bench/mfu.py                               # embedded model, LoRA and full, on this CPU
@@ -21,6 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
+# Before torch loads: tunewise's device module sets the OpenMP wait policy the training runs use, so
+# that the matmul peak below is measured under the same runtime settings as the training.
+import tunewise.methods._hf.device  # noqa: F401
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "examples" / "data" / "support_chat.jsonl"
 
@@ -31,15 +37,20 @@ SIZES = {
 }
 
 
-def matmul_peak_tflops(device: str, seconds: float = 3.0) -> float:
-    """Best sustained bf16 matmul rate on ``device`` (square matrices, several sizes)."""
+def matmul_peak_tflops(device: str, dtype_name: str, seconds: float = 3.0) -> float:
+    """Best sustained matmul rate on ``device`` in the dtype the run computes in (square matrices).
+
+    The dtype matters: on a CPU without AMX/AVX512-BF16, bf16 matmuls are emulated at a few GFLOP/s,
+    so a bf16 peak would make an fp32 run look many times faster than the hardware.
+    """
     import torch
 
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(dtype_name, torch.float32)
     best = 0.0
     sizes = (4096, 8192) if device.startswith("cuda") else (1024, 2048)
     for n in sizes:
-        a = torch.randn(n, n, dtype=torch.bfloat16, device=device)
-        b = torch.randn(n, n, dtype=torch.bfloat16, device=device)
+        a = torch.randn(n, n, dtype=dtype, device=device)
+        b = torch.randn(n, n, dtype=dtype, device=device)
         for _ in range(3):
             a @ b
         if device.startswith("cuda"):
@@ -75,7 +86,7 @@ def build_model(size: str, out: Path, tokenizer_dir: Path) -> Path:
 
 
 def train_tokens_per_s(method: str, model: str | None, args: argparse.Namespace, out: Path) -> tuple[float, float]:
-    """Median tokens/s over the steps after warm-up, and the run's peak memory (GB)."""
+    """Tokens/s over the steps after warm-up (their tokens over their time), and the run's peak memory (GB)."""
     from tunewise.advisor.runner import run_plan
     from tunewise.plugins.types import Plan
 
@@ -83,23 +94,24 @@ def train_tokens_per_s(method: str, model: str | None, args: argparse.Namespace,
     plan = Plan(
         method=method, model=model, data=(str(args.data),), config=config,
         training={"max_steps": args.steps, "batch_size": args.batch, "seq_len": args.seq_len,
-                  "eval_fraction": 0.05, "eval_max_examples": 8, "generation_examples": 0,
+                  "eval_fraction": 0.0, "generation_examples": 0, "precision": args.precision,
                   "save_steps": 10_000, "device": args.device, "gradient_checkpointing": args.recompute},
         output_dir=str(out),
     )
     result, code = run_plan(plan, show_progress=False)
     if code != 0:
         raise SystemExit(f"{method} run failed: {result.message}")
-    rates = []
+    marks: list[tuple[float, int]] = [(0.0, 0)]
     peak = 0.0
     for line in (out / "events.jsonl").read_text().splitlines():
         event = json.loads(line)
-        if event["event"] == "progress" and event["step"] > args.warmup:
-            rates.append(event["tokens_per_s"])
+        if event["event"] == "progress":
+            marks.append((float(event["elapsed_s"]), int(event["tokens_seen"])))
         peak = max(peak, float(event.get("peak_memory_gb") or 0.0))
-    if not rates:
+    if len(marks) <= args.warmup + 1:
         raise SystemExit(f"{method}: no progress events after warm-up step {args.warmup}; raise --steps")
-    return statistics.median(rates), peak
+    (t0, n0), (t1, n1) = marks[args.warmup], marks[-1]
+    return (n1 - n0) / (t1 - t0), peak
 
 
 def main() -> int:
@@ -107,20 +119,23 @@ def main() -> int:
     parser.add_argument("--model", default=None, help="local model folder (default: the embedded model)")
     parser.add_argument("--build", choices=sorted(SIZES), help="train a random model of this size instead")
     parser.add_argument("--methods", default="lora,full_finetune")
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--warmup", type=int, default=2, help="steps excluded from the rate")
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=1, help="steps excluded from the rate")
+    parser.add_argument("--repeats", type=int, default=2, help="runs per method (the median is reported)")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--seq-len", type=int, default=512)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
     parser.add_argument("--recompute", action="store_true", help="gradient checkpointing")
     parser.add_argument("--data", type=Path, default=DATA)
     args = parser.parse_args()
 
     import torch
+    from tunewise.methods._hf.device import resolve_placement
     from tunewise.plugins.models import model_info, resolve_model
 
-    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    args.device = device
+    placement = resolve_placement(args.device, args.precision)
+    device = args.device = placement.device
     work = Path(tempfile.mkdtemp(prefix="tunewise-mfu-"))
     model = args.model
     if args.build:
@@ -128,16 +143,33 @@ def main() -> int:
     info = model_info(model)
     params = info.parameters
     name = torch.cuda.get_device_name() if device.startswith("cuda") else f"CPU ({torch.get_num_threads()} threads)"
-    peak = matmul_peak_tflops(device)
-    print(f"device            {name}")
-    print(f"bf16 matmul peak  {peak:8.2f} TFLOP/s (measured now)")
+    print(f"device            {name}, {placement.precision} compute")
     print(f"model             {info.name}: {params / 1e6:.1f} M parameters, seq_len {args.seq_len}, batch {args.batch}")
+    summary: dict[str, object] = {"device": name, "precision": placement.precision, "parameters": params,
+                                  "seq_len": args.seq_len, "batch": args.batch, "steps": args.steps, "methods": {}}
+    peaks: list[float] = []
     for method in args.methods.split(","):
-        rate, mem = train_tokens_per_s(method, model, args, work / method)
         per_token = (4 if method == "lora" else 6) * params
-        mfu = per_token * rate / (peak * 1e12)
+        rates, mfus, mems = [], [], []
+        for repeat in range(args.repeats):
+            # the peak is measured right before each run: on a shared machine both see the same load
+            peak = matmul_peak_tflops(device, placement.precision)
+            peaks.append(peak)
+            rate, mem = train_tokens_per_s(method, model, args, work / f"{method}-{repeat}")
+            rates.append(rate)
+            mfus.append(per_token * rate / (peak * 1e12))
+            mems.append(mem)
+            print(f"  {method:15s} run {repeat + 1}: peak {peak * 1e3:7.1f} GFLOP/s, {rate:8.1f} tokens/s, "
+                  f"MFU {mfus[-1]:6.1%}", flush=True)
+        rate, mfu = statistics.median(rates), statistics.median(mfus)
         print(f"{method:17s} {rate:10.1f} tokens/s   {per_token / 1e9:.2f} GFLOP/token   MFU {mfu:6.1%}   "
-              f"peak memory {mem:.2f} GB")
+              f"peak memory {max(mems):.2f} GB")
+        summary["methods"][method] = {"tokens_per_s": round(rate, 2), "mfu": round(mfu, 4),  # type: ignore[index]
+                                      "peak_memory_gb": round(max(mems), 3), "gflop_per_token": per_token / 1e9}
+    summary["matmul_peak_tflops"] = round(statistics.median(peaks), 5)
+    print(f"{placement.precision} matmul peak  {statistics.median(peaks) * 1e3:8.1f} GFLOP/s (median of the "
+          f"{len(peaks)} measurements taken before the runs)")
+    print("RESULT " + json.dumps(summary))
     return 0
 
 

