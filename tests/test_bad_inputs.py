@@ -121,6 +121,8 @@ DATA_CASES = {
     "rag-jsonl-no-text": ("rag", "corpus/docs.jsonl", jsonl({"text": "fine"}, {"body": "no text field"}),
                           r"docs\.jsonl:2: needs a string field 'text'"),
     "rag-utf16": ("rag", "corpus/a.md", "# Title\nBody text\n".encode("utf-16"), r"a\.md:1: "),
+    "rag-binary": ("rag", "corpus/a.txt", bytes(range(256)), r"a\.txt:2: not UTF-8 text \(byte 0x80\)"),
+    "rag-no-documents": ("rag", "corpus/a.pdf", b"%PDF-1.4", r"corpus: no documents found"),
 }
 
 
