@@ -159,5 +159,5 @@ def for_hardware(hardware: str) -> dict[str, dict[str, Any]]:
             out[cal.method] = {"mfu": cal.mfu, "memory_offset_gb": round(cal.memory_offset_gb, 4),
                                "measured_at": cal.measured_at, "model": cal.model,
                                "tokens_per_s": cal.tokens_per_s, "seq_len": cal.seq_len,
-                               "micro_batch": cal.micro_batch}
+                               "micro_batch": cal.micro_batch, "peak_tflops": cal.peak_tflops}
     return out

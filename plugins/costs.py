@@ -464,13 +464,24 @@ def training_quote(
     flops = per_token * tokens
     if cal and cal.get("mfu"):
         used_mfu = float(cal["mfu"])
+        probed_peak = float(cal.get("peak_tflops") or 0.0)
+        if probed_peak > 0 and hardware.peak_tflops > 0:
+            # The MFU is relative to the peak its own probe measured; a later probe (another method)
+            # re-measures and replaces a CPU's peak, so carry the measured throughput, not the ratio
+            # (bench/estimate_vs_measured.py: LoRA quotes were 22 % slow after a full-finetune probe).
+            used_mfu *= probed_peak / hardware.peak_tflops
         notes["calibration"] = (f"probe of {cal.get('model', 'a model')} on {hardware.name} "
                                 f"{cal.get('measured_at', '')}: measured MFU {used_mfu:.3f}, "
                                 f"memory overhead {offset:+.2f} GB".replace("  ", " "))
     else:
         used_mfu = mfu if mfu is not None else default_mfu(tokens)
     factor = time_factor * (QLORA_TIME_FACTOR if (kind == "lora" and setup.quantized_base) else 1.0)
-    wall_s = compute_seconds(flops, hardware, setup.gpus, used_mfu) * factor
+    # CPU processes (tunewise run --processes N without GPUs) split one machine's cores, whose peak the
+    # probe measured with all of them, and its RAM: no speed-up, N copies of the per-process memory.
+    shared_host = hardware.kind == "cpu" and setup.gpus > 1
+    if shared_host:
+        fits = total_gb(parts) * setup.gpus <= hardware.memory_gb
+    wall_s = compute_seconds(flops, hardware, 1 if shared_host else setup.gpus, used_mfu) * factor
     gpu_hours = wall_s * setup.gpus / 3600
     low, high = usd(gpu_hours, hardware)
     fixes = () if fits else tuple(memory_fixes(shape, setup, hardware, kind, offset, extra_frozen_params))
@@ -488,7 +499,8 @@ def training_quote(
         "model_shape": shape.source,
         "hardware": f"{hardware.name}: {hardware.peak_tflops:g} TFLOP/s bf16, {hardware.memory_gb:g} GB, "
                     f"${hardware.usd_per_hour_low:g}–{hardware.usd_per_hour_high:g}/h",
-        "scaling": "linear across devices" if setup.gpus > 1 else "one device",
+        "scaling": ("CPU processes share this machine's cores and RAM: no speed-up, memory × processes"
+                    if shared_host else "linear across devices" if setup.gpus > 1 else "one device"),
         **notes,
     }
     if setup.gpus > 1:
