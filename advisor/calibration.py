@@ -48,6 +48,8 @@ class Calibration:
     peak_tflops: float
     """The hardware peak the MFU was computed against."""
     measured_at: str = ""
+    precision: str = "bf16"
+    """The precision the probed run computed in (``fp32`` on a CPU without AMX/AVX512-BF16)."""
 
     @property
     def memory_offset_gb(self) -> float:
@@ -159,5 +161,6 @@ def for_hardware(hardware: str) -> dict[str, dict[str, Any]]:
             out[cal.method] = {"mfu": cal.mfu, "memory_offset_gb": round(cal.memory_offset_gb, 4),
                                "measured_at": cal.measured_at, "model": cal.model,
                                "tokens_per_s": cal.tokens_per_s, "seq_len": cal.seq_len,
-                               "micro_batch": cal.micro_batch, "peak_tflops": cal.peak_tflops}
+                               "micro_batch": cal.micro_batch, "peak_tflops": cal.peak_tflops,
+                               "precision": cal.precision}
     return out

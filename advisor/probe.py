@@ -118,6 +118,7 @@ def write_probe_data(method: str, folder: Path, rows: int = 600) -> Path:
 def calibration_from_measurement(
     *, method: str, model: str, shape: costs.ModelShape, hardware: Hardware, tokens_per_s: float,
     peak_memory_gb: float, seq_len: int, micro_batch: int, steps: int, recompute: bool = False,
+    precision: str = "bf16",
 ) -> Calibration:
     """What a measurement means for quotes: MFU against the hardware peak, memory beyond the formula."""
     if tokens_per_s <= 0:
@@ -125,7 +126,7 @@ def calibration_from_measurement(
     kind = TRAIN_KIND.get(method, "full")
     per_token = costs.flops_per_token(shape, seq_len, kind, recompute)
     mfu = tokens_per_s * per_token / (hardware.peak_tflops * 1e12)
-    setup = costs.TrainSetup(seq_len=seq_len, micro_batch=micro_batch, recompute=recompute)
+    setup = costs.TrainSetup(seq_len=seq_len, micro_batch=micro_batch, recompute=recompute, precision=precision)
     predicted = costs.total_gb(costs.training_memory(shape, setup, hardware, kind))
     tokens_per_step = seq_len * micro_batch
     return Calibration(
@@ -133,7 +134,7 @@ def calibration_from_measurement(
         step_time_s=round(tokens_per_step / tokens_per_s, 4), peak_memory_gb=round(peak_memory_gb, 4),
         predicted_memory_gb=round(predicted, 4), model=model, params=int(shape.params), seq_len=seq_len,
         micro_batch=micro_batch, steps=steps, peak_tflops=hardware.peak_tflops,
-        measured_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        measured_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), precision=precision,
     )
 
 
@@ -238,6 +239,8 @@ def run_probe(method: str, *, model: str | None = None, steps: int = 20, seq_len
     cal = calibration_from_measurement(
         method=method, model=measured.model, shape=shape, hardware=hardware, tokens_per_s=measured.tokens_per_s,
         peak_memory_gb=measured.peak_memory_gb, seq_len=seq_len, micro_batch=batch_size, steps=measured.steps,
+        # what precision: auto resolves to for the probed run (methods._hf.device.resolve_placement)
+        precision="bf16" if hardware.kind != "cpu" or cpu_trains_in_bf16() else "fp32",
     )
     if store:
         calibration.save(cal)

@@ -87,7 +87,7 @@ def probe(method: str, args: argparse.Namespace) -> dict[str, Any]:
     cmd = ["probe", "--method", method, "--steps", str(args.probe_steps), "--seq-len", str(args.probe_seq_len),
            "--batch-size", str(args.batch_size), "--format", "json"]
     if args.probe_model:
-        cmd += ["--model", args.probe_model]
+        cmd += ["--model", args.probe_model_path]
     proc = _tunewise(*cmd)
     if proc.returncode != 0:
         sys.exit(f"tunewise {' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
@@ -120,7 +120,8 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=2, help="sequences per step")
     parser.add_argument("--probe-steps", type=int, default=6)
     parser.add_argument("--probe-seq-len", type=int, default=128)
-    parser.add_argument("--probe-model", default=None, help="model the probe calibrates with (default: embedded)")
+    parser.add_argument("--probe-model", default=None,
+                        help="model the probe calibrates with: a folder or one of the sizes (default: embedded)")
     parser.add_argument("--data-dir", default=None,
                         help="calibration store folder (default: a temporary one; your own store is not touched)")
     parser.add_argument("--measure-only", action="store_true", help=argparse.SUPPRESS)
@@ -165,6 +166,8 @@ def main() -> int:
     from tunewise.advisor.probe import detect_hardware, predict_step
     from tunewise.plugins import costs
 
+    if args.probe_model:
+        args.probe_model_path = model_path(args.probe_model, work) if args.probe_model in SIZES else args.probe_model
     print(f"calibration store: {store}")
     cals = {}
     for m in methods:

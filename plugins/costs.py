@@ -240,20 +240,21 @@ def usd(gpu_hours: float, hardware: Hardware) -> tuple[float, float]:
 
 
 def activation_bytes(shape: ModelShape, seq_len: int, micro_batch: int, *, recompute: bool = False,
-                     flash_attention: bool = True) -> float:
+                     flash_attention: bool = True, value_bytes: int = BF16_BYTES) -> float:
     """Activation memory kept for the backward pass (Korthikanti et al. 2022, 16-bit activations).
 
     Per layer s·b·h·(34 + 5·a·s/h) bytes; fused/flash attention (PyTorch SDPA, the default in
     transformers) does not store the a·s² score matrices, leaving 34·s·b·h. Full recompute keeps
     only each layer's input (2·s·b·h) plus one layer being recomputed. The loss adds the logits,
     s·b·V·10 bytes (:data:`LOGIT_BYTES`), which dominate for small models with big vocabularies.
+    ``value_bytes`` 4 (an fp32 run) doubles the 16-bit layer figures.
     """
     s, b, h = seq_len, micro_batch, shape.hidden
     per_layer = 34.0 * s * b * h
     if not flash_attention:
         per_layer += 5.0 * shape.heads * s * s * b
     kept = 2.0 * s * b * h * shape.layers + per_layer if recompute else per_layer * shape.layers
-    return kept + s * b * shape.vocab * LOGIT_BYTES
+    return kept * value_bytes / BF16_BYTES + s * b * shape.vocab * LOGIT_BYTES
 
 
 def kv_cache_bytes(shape: ModelShape, seq_len: int, batch: int) -> float:
@@ -277,6 +278,9 @@ class TrainSetup:
     gpus: int = field(default=1, metadata={"help": "devices training together (data parallel)"})
     recompute: bool = field(default=False, metadata={"help": "activation (gradient) checkpointing"})
     flash_attention: bool = field(default=True, metadata={"help": "fused attention that stores no score matrix"})
+    precision: str = field(default="bf16", metadata={
+        "help": "bf16 (16-bit compute over fp32 master weights) or fp32 (CPUs without AMX/AVX512-BF16 train in "
+                "fp32: a frozen base and the activations take 4 bytes per value instead of 2)"})
     lora_rank: int = field(default=16, metadata={"help": "LoRA rank on every linear layer"})
     quantized_base: bool = field(default=False, metadata={"help": "QLoRA: 4-bit NF4 frozen base"})
     shard_states: bool = field(default=True, metadata={"help": "ZeRO-3 / FSDP: shard weights, grads and "
@@ -319,7 +323,7 @@ def training_memory(shape: ModelShape, setup: TrainSetup, hardware: Hardware, ki
         if setup.quantized_base:
             base = NF4_BYTES * shape.linear_params + BF16_BYTES * shape.embedding_params
         else:
-            base = BF16_BYTES * shape.params
+            base = (4 if setup.precision == "fp32" else BF16_BYTES) * shape.params
         parts["weights"] = (base + BF16_BYTES * trainable) * share.weights
         parts["gradients"] = BF16_BYTES * trainable * share.gradients
         parts["optimizer"] = ADAM_STATE_BYTES * trainable * share.optimizer
@@ -332,7 +336,8 @@ def training_memory(shape: ModelShape, setup: TrainSetup, hardware: Hardware, ki
     if extra_frozen_params:
         parts["weights"] += BF16_BYTES * extra_frozen_params * share.weights
     parts["activations"] = activation_bytes(shape, setup.seq_len, sequences, recompute=setup.recompute,
-                                            flash_attention=setup.flash_attention)
+                                            flash_attention=setup.flash_attention,
+                                            value_bytes=4 if setup.precision == "fp32" else BF16_BYTES)
     out = {k: v / GB for k, v in parts.items()}
     out["overhead"] = runtime_overhead_gb(hardware)
     return out
@@ -446,6 +451,10 @@ def training_quote(
     setup = replace(setup, seq_len=seq_len)
     cal = _calibrated(hardware, method)
     offset = float(cal.get("memory_offset_gb", 0.0)) if cal else 0.0
+    if cal and cal.get("precision"):
+        # The probe saw which precision runs use here (fp32 on a CPU without fast bf16); predict that one, so
+        # the measured offset is runtime overhead only and carries over to other model sizes.
+        setup = replace(setup, precision=str(cal["precision"]))
     notes: dict[str, Any] = {}
     if auto_fit:
         parts = training_memory(shape, setup, hardware, kind, extra_frozen_params)

@@ -56,3 +56,17 @@ def test_memory_split_per_strategy_is_the_runtime_table(strategy: str, kind: cos
     assert four["activations"] == pytest.approx(one["activations"])  # never sharded
     expected = {"ddp": (1, 1, 1), "deepspeed_zero2": (1, 0.25, 0.25)}.get(strategy, (0.25, 0.25, 0.25))
     assert (share.weights, share.gradients, share.optimizer) == expected
+
+
+def test_fp32_runs_hold_a_four_byte_base_and_activations() -> None:
+    """A CPU without fast bf16 trains in fp32 (methods._hf.device): the frozen LoRA base and the layer
+    activations take 4 bytes per value, not 2; the calibration carries the probed precision into quotes."""
+    bf16 = costs.training_memory(SHAPE, TrainSetup(seq_len=256, micro_batch=2), CPU, "lora")
+    fp32 = costs.training_memory(SHAPE, TrainSetup(seq_len=256, micro_batch=2, precision="fp32"), CPU, "lora")
+    assert fp32["weights"] - bf16["weights"] == pytest.approx(2 * SHAPE.params / 1e9)
+    logits = 256 * 2 * SHAPE.vocab * costs.LOGIT_BYTES / 1e9
+    assert fp32["activations"] - logits == pytest.approx(2 * (bf16["activations"] - logits))
+    cal = {"lora": {"mfu": 0.4, "peak_tflops": 0.05, "memory_offset_gb": 0.1, "precision": "fp32"}}
+    quote = costs.training_quote("lora", SHAPE, 512, dataclasses.replace(CPU, calibration=cal),
+                                 TrainSetup(seq_len=256, micro_batch=2), kind="lora", auto_fit=False)
+    assert quote.peak_memory_gb == pytest.approx(costs.total_gb(fp32) + 0.1, abs=1e-3)
