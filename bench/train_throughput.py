@@ -101,7 +101,8 @@ def run_trl(method: str, variant: str, args: argparse.Namespace, out: Path) -> d
     config = SFTConfig(
         output_dir=str(out), max_steps=args.steps, per_device_train_batch_size=args.batch,
         max_length=args.seq_len, learning_rate=LEARNING_RATE[method], lr_scheduler_type="cosine",
-        warmup_ratio=0.05, max_grad_norm=1.0, seed=42, logging_steps=1, save_strategy="no", report_to=[],
+        # warmup_steps below 1 is a fraction of the steps (transformers 5 has no warmup_ratio)
+        warmup_steps=0.05, max_grad_norm=1.0, seed=42, logging_steps=1, save_strategy="no", report_to=[],
         bf16=placement.precision == "bf16", fp16=placement.precision == "fp16",
         use_cpu=not placement.is_cuda, dataloader_num_workers=0, disable_tqdm=True,
         **({"packing": True, "gradient_checkpointing": False} if packed else {}),
