@@ -17,7 +17,14 @@ from typing import Any
 from tunewise.methods.rlhf.config import RlhfConfig
 from tunewise.methods.rlhf.policy import lora_config, policy_learning_rate, save_policy
 from tunewise.methods.rlhf.preferences import PreferencePair
-from tunewise.methods.rlhf.stages import Stage, StageLog, make_callbacks, run_trainer, trainer_kwargs
+from tunewise.methods.rlhf.stages import (
+    Stage,
+    StageLog,
+    make_callbacks,
+    run_trainer,
+    seed_new_weights,
+    trainer_kwargs,
+)
 
 WATCHED = ("rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected")
 
@@ -39,6 +46,7 @@ def train_dpo(stage: Stage, config: RlhfConfig, policy_path: Path, tokenizer: An
     )
     log = StageLog()
     callbacks = make_callbacks(stage, log, WATCHED)
+    seed_new_weights(stage)
     trainer = DPOTrainer(model=str(policy_path), args=args,
                          train_dataset=Dataset.from_list([p.as_trl() for p in train_pairs]),
                          processing_class=tokenizer, peft_config=lora_config(config) if config.lora else None,

@@ -19,7 +19,14 @@ from typing import Any
 
 from tunewise.methods.rlhf.config import DEFAULT_POLICY_LR, RlhfConfig
 from tunewise.methods.rlhf.preferences import Prompt
-from tunewise.methods.rlhf.stages import Stage, StageLog, make_callbacks, run_trainer, trainer_kwargs
+from tunewise.methods.rlhf.stages import (
+    Stage,
+    StageLog,
+    make_callbacks,
+    run_trainer,
+    seed_new_weights,
+    trainer_kwargs,
+)
 
 WATCHED = ("reward", "reward_std", "kl", "entropy", "completions/mean_length", "completions/clipped_ratio",
            "rewards/accuracies", "rewards/margins")
@@ -88,6 +95,7 @@ def train_policy(stage: Stage, config: RlhfConfig, policy_path: Path, tokenizer:
     dataset = Dataset.from_list([{"prompt": p.messages} for p in prompts])
     log = StageLog()
     callbacks = make_callbacks(stage, log, WATCHED)
+    seed_new_weights(stage)
     trainer = trainer_class(
         model=str(policy_path), reward_funcs=reward_model, args=args, train_dataset=dataset,
         processing_class=_tokenizer(policy_path, "left"), reward_processing_classes=reward_tokenizer,

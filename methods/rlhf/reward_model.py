@@ -20,7 +20,14 @@ from typing import Any
 from tunewise.methods._hf.device import Placement
 from tunewise.methods.rlhf.config import RlhfConfig
 from tunewise.methods.rlhf.preferences import PreferencePair, Turns
-from tunewise.methods.rlhf.stages import Stage, StageLog, make_callbacks, run_trainer, trainer_kwargs
+from tunewise.methods.rlhf.stages import (
+    Stage,
+    StageLog,
+    make_callbacks,
+    run_trainer,
+    seed_new_weights,
+    trainer_kwargs,
+)
 from tunewise.plugins.errors import MethodNotRunnable
 
 DEFAULT_LR = 5e-5
@@ -101,6 +108,7 @@ def train_reward_model(stage: Stage, config: RlhfConfig, base_path: Path, tokeni
 
     settings = stage.settings
     learning_rate = config.reward_learning_rate or (DEFAULT_LORA_LR if config.reward_lora else DEFAULT_LR)
+    seed_new_weights(stage)  # the new score head's initial weights: the same in every process
     model = load_classifier(base_path, tokenizer)
     if config.reward_num_layers:
         total = keep_bottom_layers(model, config.reward_num_layers)

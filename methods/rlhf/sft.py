@@ -14,7 +14,14 @@ from typing import Any
 
 from tunewise.methods.rlhf.config import RlhfConfig
 from tunewise.methods.rlhf.preferences import PreferencePair, sft_rows_from_pairs
-from tunewise.methods.rlhf.stages import Stage, StageLog, make_callbacks, run_trainer, trainer_kwargs
+from tunewise.methods.rlhf.stages import (
+    Stage,
+    StageLog,
+    make_callbacks,
+    run_trainer,
+    seed_new_weights,
+    trainer_kwargs,
+)
 
 SUPERVISED = ("messages", "instruction", "prompt_completion")
 
@@ -55,6 +62,7 @@ def train_sft(stage: Stage, config: RlhfConfig, base_path: Path, tokenizer: Any,
     )
     log = StageLog()
     callbacks = make_callbacks(stage, log)
+    seed_new_weights(stage)
     trainer = SFTTrainer(model=str(base_path), args=args, train_dataset=Dataset.from_list(rows),
                          processing_class=tokenizer, peft_config=lora_config(config) if config.lora else None,
                          callbacks=callbacks)

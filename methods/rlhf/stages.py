@@ -123,6 +123,17 @@ def latest_complete_checkpoint(folder: Path) -> str | None:
     return str(max(complete)[1]) if complete else None
 
 
+def seed_new_weights(stage: Stage) -> None:
+    """Seed torch before a trainer builds new weights (LoRA adapters, a score head).
+
+    trl's trainers load the model and add adapters before the Trainer seeds itself, so without this
+    those start from whatever the process's random state is and two runs of one plan differ.
+    """
+    import torch
+
+    torch.manual_seed(stage.settings.seed)
+
+
 def trainer_kwargs(stage: Stage, *, learning_rate: float, batch_size: int, grad_accum: int = 1,
                    max_steps: int | None = None, epochs: int = 1) -> dict[str, Any]:
     """TrainingArguments fields every stage shares (trl's configs subclass TrainingArguments)."""
