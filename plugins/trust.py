@@ -40,9 +40,13 @@ REFERENCE_CONFIGS = (*CODE_CONFIGS, "special_tokens_map.json", "generation_confi
 """JSON files that may name other files to read."""
 
 # Keys that hold a file name to read. ``*name_or_path`` keys are provenance notes written by
-# save_pretrained (often an absolute path on the author's machine) and are never opened from here.
+# save_pretrained (often an absolute path on the author's machine), and ``special_tokens_map_file``
+# is a leftover many hub tokenizer configs still carry (an absolute path on the author's machine)
+# that transformers never opens (it reads special_tokens_map.json by name): refusing those would
+# refuse half the hub for nothing.
 _FILE_KEY = re.compile(r"(^|_)(file|files|path|paths|dir)$")
-_PROVENANCE_KEYS = frozenset({"_name_or_path", "name_or_path", "_model_name_or_path", "base_model_name_or_path"})
+_PROVENANCE_KEYS = frozenset({"_name_or_path", "name_or_path", "_model_name_or_path", "base_model_name_or_path",
+                              "special_tokens_map_file"})
 
 
 class UntrustedArtifactError(TunewiseError):

@@ -188,6 +188,17 @@ def test_tokenizer_file_reference_out_of_the_folder_is_refused(tmp_path: Path, t
         load_tokenizer(str(model))
 
 
+def test_legacy_provenance_paths_in_configs_are_not_file_references(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """Absolute paths hub configs carry as notes (never opened by transformers) do not refuse a model."""
+    from tunewise.plugins.models import load_tokenizer
+
+    model = copy_model(tiny_model_dir, tmp_path / "model")
+    config = json.loads((model / "tokenizer_config.json").read_text())
+    config.update(special_tokens_map_file="/home/author/.cache/special_tokens_map.json", name_or_path="/home/author/m")
+    (model / "tokenizer_config.json").write_text(json.dumps(config))
+    assert load_tokenizer(str(model)).pad_token is not None
+
+
 def test_sharded_weight_map_out_of_the_folder_is_refused(tmp_path: Path, tiny_model_dir: Path) -> None:
     from tunewise.plugins.models import load_model
 
