@@ -235,3 +235,79 @@ def test_run_cancelled_by_sigterm_then_resumed(tmp_path: Path, tiny_model_dir: P
     for text in ("reward model accuracy", "win rate", "KL", "Answers side by side", "Why no PPO"):
         assert text in report
     assert (out / "stages/policy/model/README.md").is_file()
+
+
+def _dpo_plan(folder: Path, tiny_model_dir: Path) -> Path:
+    """DPO with a reward-model judge: a reward-model stage, then the DPO policy stage, 4 steps each."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [{"prompt": p.prompt[0][1], "chosen": p.chosen, "rejected": p.rejected} for p in make_pairs(20)]
+    (folder / "prefs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    plan = folder / "plan.yaml"
+    plan.write_text(f"""method: rlhf
+model: {tiny_model_dir}
+data: prefs.jsonl
+config:
+  algorithm: dpo
+  dpo_reward_judge: true
+  reward_max_steps: 4
+  reward_learning_rate: 1.0e-3
+  max_new_tokens: 4
+  eval_max_prompts: 2
+  eval_samples_per_prompt: 1
+  report_samples: 1
+training:
+  max_steps: 4
+  save_steps: 1
+  keep_checkpoints: 2
+  batch_size: 2
+  eval_fraction: 0.2
+  learning_rate: 1.0e-4
+  seed: 5
+""")
+    return plan
+
+
+def _messages(events: list[dict[str, Any]]) -> str:
+    return "\n".join(str(e.get("message", "")) for e in events)
+
+
+STAGE_WEIGHTS = ("stages/reward_model/model/model.safetensors", "stages/policy/model/model.safetensors")
+
+
+def test_sigkill_in_reward_model_and_dpo_stages_then_resume_gives_the_same_weights(
+        tmp_path: Path, tiny_model_dir: Path) -> None:
+    """A real run killed with SIGKILL at a seeded random point in each stage, resumed after each kill."""
+    from test_checkpoint_resume import kill_at, kill_point, read_events, run, tensors, tunewise
+
+    reference_plan = _dpo_plan(tmp_path / "straight", tiny_model_dir)
+    reference_out = tmp_path / "straight" / "out"
+    reference = subprocess.Popen(tunewise(str(reference_plan), "--out", str(reference_out)), cwd=REPO,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    plan = _dpo_plan(tmp_path / "killed", tiny_model_dir)
+    out = tmp_path / "killed" / "out"
+    earlier: list[dict[str, Any]] = []
+    try:
+        # Global steps: 1-4 the reward model, 5-8 DPO (progress events count across stages).
+        for number, (stage, low, high) in enumerate((("reward_model", 1, 3), ("policy", 5, 7))):
+            step, delay = kill_point(0, f"rlhf-{stage}", low, high)
+            args = ["--resume"] if number else []
+            killed_at = kill_at(tunewise(str(plan), "--out", str(out), *args), out, step, delay)
+            assert killed_at >= step and not (out / STAGE_WEIGHTS[1]).exists()
+            if number:  # the second process resumed the reward model when the first had saved a step of it
+                assert (out / "stages/reward_model/stage.json").is_file()
+                if any(e["event"] == "checkpoint" and e.get("stage") == "reward_model" for e in earlier):
+                    assert "reward_model: resuming from" in _messages(read_events(out))
+            earlier = read_events(out)
+    finally:
+        _, err = reference.communicate(timeout=600)
+    assert reference.returncode == 0, err
+
+    policy_saved = any(e["event"] == "checkpoint" and e.get("stage") == "policy" for e in read_events(out))
+    resumed = run(str(plan), "--out", str(out), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    events = read_events(out)
+    assert "reward_model: finished earlier" in _messages(events)
+    assert ("policy: resuming from" in _messages(events)) == policy_saved
+    assert events[-1]["event"] == "end" and events[-1]["status"] == "completed"
+    for path in STAGE_WEIGHTS:
+        assert_same_weights(tensors(reference_out / path), tensors(out / path))
