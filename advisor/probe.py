@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -35,6 +36,16 @@ class ProbeError(TunewiseError):
     """The probe could not run or measured nothing usable."""
 
 
+def _openmp_threads_sleep() -> None:
+    """Let OpenMP threads sleep between parallel regions, as training runs do (``methods._hf.device``).
+
+    libgomp reads the setting once, when torch loads; the probe loads torch before the training core
+    (to look for a GPU, to time matmuls), so without this its threads spin and, on shared cores, it
+    measured 5x slower than the same run in a fresh process (bench/probe_accuracy.py: 5.3 vs 28 tok/s).
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def cpu_trains_in_bf16() -> bool:
     """Whether training here computes in bf16: only CPUs with AMX or AVX512-BF16 multiply bf16 natively
     (elsewhere PyTorch emulates it far slower than fp32, so runs use fp32)."""
@@ -49,6 +60,7 @@ def cpu_trains_in_bf16() -> bool:
 def measure_cpu_peak_tflops(seconds: float = 1.5, size: int = 1024) -> float:
     """This CPU's matmul throughput in TFLOP/s in the precision a run uses here (bf16 with AMX or
     AVX512-BF16, else fp32): the best of several timed batches."""
+    _openmp_threads_sleep()
     import torch
 
     dtype = torch.bfloat16 if cpu_trains_in_bf16() else torch.float32
@@ -74,6 +86,7 @@ def detect_hardware(name: str | None = None) -> Hardware:
 
     if name:
         return find_hardware(name)
+    _openmp_threads_sleep()
     try:
         import torch
 

@@ -22,6 +22,7 @@ import platform
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -222,6 +223,8 @@ def main() -> int:
     if unknown:
         sys.exit(f"unknown benchmark(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(names))}")
     started = datetime.now(timezone.utc)
+    # The probes store calibrations; keep this run's apart from the user's own store.
+    os.environ.setdefault("TUNEWISE_DATA_DIR", tempfile.mkdtemp(prefix="tunewise-run-all-"))
     info = machine()
     chosen = [b for b in BENCHMARKS if (not only or b.name in only) and b.name not in skip]
     outcomes = [run(b, args.full, args.timeout) for b in chosen]
