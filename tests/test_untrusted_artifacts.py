@@ -325,3 +325,16 @@ def test_example_plans_load_from_the_repository(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.delenv("TUNEWISE_ALLOW_OUTSIDE_PATHS", raising=False)
     for name in ("lora", "full_finetune", "continual_pretraining", "dpo"):
         assert load_plan(REPO / "examples" / "plans" / f"{name}.yaml").data
+
+
+def test_app_runs_its_own_plan_with_outside_data_by_an_explicit_flag(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app writes plans from the user's answers: data picked elsewhere shows up as --allow-outside-paths."""
+    from tunewise.advisor.tui.run_watch import run_command
+
+    root, plans, private = project(tmp_path)
+    monkeypatch.chdir(root)
+    outside = write_plan(plans, "m", data=str(private))
+    assert run_command(outside, root / "runs")[-1] == "--allow-outside-paths"
+    inside = write_plan(plans, "m", data="../data/chat.jsonl")
+    assert "--allow-outside-paths" not in run_command(inside, root / "runs")

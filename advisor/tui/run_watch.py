@@ -183,7 +183,23 @@ def run_command(plan_path: Path, out_dir: Path, *, resume: bool = False) -> list
     command = ["tunewise", "run", str(plan_path), "--out", str(out_dir)]
     if resume:
         command.append("--resume")
+    if _data_outside(plan_path):
+        command.append("--allow-outside-paths")  # the user chose that data in the app; the flag shows it
     return command
+
+
+def _data_outside(plan_path: Path) -> bool:
+    """Whether a plan names data outside its folder and the working directory (see tunewise.plugins.trust)."""
+    from tunewise.advisor.plans import load_plan
+    from tunewise.plugins.errors import TunewiseError
+    from tunewise.plugins.trust import check_plan_paths
+
+    try:
+        plan = load_plan(plan_path, allow_outside_paths=True)
+    except (TunewiseError, OSError):
+        return False  # no plan yet, or one the run will refuse with its own message
+    folder = Path(plan_path).resolve().parent
+    return bool(check_plan_paths(list(plan.data), folder, (folder, Path.cwd())))
 
 
 class RunHandle(Protocol):
