@@ -180,7 +180,8 @@ def check_model_folder(folder: Path, *, need_weights: bool = False) -> bool:
     listed = "; ".join(f"{name}: auto_map {json.dumps(entries)}" for name, entries in remote.items())
     raise UntrustedArtifactError(
         f"{folder}: {listed}. Loading this model would import and run Python code shipped in the model folder. "
-        "tunewise runs no such code unless you read it and opt in with `tunewise run --trust-remote-code`")
+        "tunewise runs no such code unless you read it and opt in with `tunewise run --trust-remote-code` "
+        f"({REMOTE_CODE_ENV}=1 for the other commands)")
 
 
 def check_plan_paths(paths: Sequence[str], base_dir: Path, roots: Sequence[Path]) -> list[tuple[int, str]]:
