@@ -88,11 +88,12 @@ def escapes(reference: str) -> bool:
         return False
     if text.startswith("~") or os.path.isabs(text) or re.match(r"^[A-Za-z]:[\\/]", text):
         return True
-    return ".." in re.split(r"[\\/]", text)
+    folded = os.path.normpath(text.replace("\\", "/"))
+    return folded == ".." or folded.startswith("../")
 
 
 def check_reference(reference: str, folder: Path, *, where: str) -> Path:
-    """``folder / reference`` when it stays in ``folder`` (also after symlinks); else refuse naming ``where``."""
+    """``folder / reference`` when its name stays in ``folder``; else refuse, naming ``where``."""
     target = folder / reference
     if escapes(reference) or not is_inside(target, folder):
         raise UntrustedArtifactError(
