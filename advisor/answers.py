@@ -236,9 +236,16 @@ def profile_from_mapping(data: Any, *, source: str | None = None, lines: Mapping
     extra = _check_extra(data.get(EXTRA_KEY), extra_questions or {}, lines, source, problems)
     path_value = checked["data.path"]
     if path_value:
-        resolved = (base_dir / path_value) if base_dir and not Path(path_value).is_absolute() else Path(path_value)
-        resolved = resolved.expanduser()
-        if not resolved.exists():
+        resolved = Path(path_value)
+        try:
+            resolved = resolved.expanduser()  # before joining: `~/data` means the home folder
+            resolved = base_dir / resolved if base_dir and not resolved.is_absolute() else resolved
+            exists = resolved.exists()
+        except (RuntimeError, OSError, ValueError) as exc:  # ~unknown-user, a name too long for the file system
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            problems.append(f"{_where('data.path', lines, source)}: not a usable path ({reason})")
+            exists = True  # reported; not also "no such file"
+        if not exists:
             problems.append(f"{_where('data.path', lines, source)}: no such file or folder: {resolved}")
         checked["data.path"] = str(resolved)
     if check_hardware and "hardware.gpu" in values and not any(p for p in problems if "hardware.gpu" in p):

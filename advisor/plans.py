@@ -288,7 +288,7 @@ def parse_plan(text: str, source: str = "plan.yaml", base_dir: Path | None = Non
             try:
                 resolved = resolve_data_path(item, base_dir)
                 exists = resolved.exists()
-            except (ValueError, OSError) as exc:  # a NUL byte, a name longer than the file system allows
+            except (ValueError, OSError, RuntimeError) as exc:  # NUL byte, name too long, ~unknown-user
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
                 problems.add(where, f"not a usable path ({reason}): {item[:80]!r}{'…' if len(item) > 80 else ''}")
                 continue

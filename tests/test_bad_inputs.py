@@ -56,8 +56,10 @@ def jsonl(*rows: object) -> str:
     ("goals:\n\t- task\n", r"a\.yaml:2: not valid YAML"),
     ("use_case: 2024-01-01\n", r"a\.yaml:1: use_case: must be text"),
     ("goals: " + "[" * 600 + "]" * 600 + "\n", r"a\.yaml: YAML nested too deeply"),
+    ("data: {path: " + "x" * 5000 + "}\n", r"a\.yaml:1: data\.path: not a usable path \(File name too long\)"),
+    ("data: {path: ~no-such-user-3f9/chat.jsonl}\n", r"a\.yaml:1: data\.path: not a usable path"),
 ], ids=["syntax", "utf16", "latin1", "list", "wrong-type", "wrong-section-type", "unknown", "1e400", "inf",
-        "400-digit-int", "duplicate", "python-tag", "tab", "date", "deep"])
+        "400-digit-int", "duplicate", "python-tag", "tab", "date", "deep", "long-path", "unknown-home"])
 def test_bad_answers_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str | bytes, expected: str) -> None:
     monkeypatch.chdir(tmp_path)
     with pytest.raises(AnswersError, match=expected):
@@ -80,11 +82,12 @@ def test_bad_answers_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, conte
     ("method: lora\ndata: \"chat\\0.jsonl\"\n", r"p\.yaml:2: data: not a usable path \(embedded null byte\)"),
     ("method: lora\ndata: " + "x" * 5000 + "\n", r"p\.yaml:2: data: not a usable path \(File name too long\)"),
     ("method: lora\ndata: [chat.jsonl, 5]\n", r"p\.yaml:2: data\[1\]: must be a path"),
+    ("method: lora\ndata: ~no-such-user-3f9/chat.jsonl\n", r"p\.yaml:2: data: not a usable path"),
     ("method: [lora]\ndata: chat.jsonl\n", r"p\.yaml:1: method: missing"),
     ("method: lora\ndata: chat.jsonl\ndata: other.jsonl\n", r"p\.yaml:3: data: given twice"),
     ("method: lora\ndata: chat.jsonl\nconfig: " + "{a: " * 600 + "}" * 600 + "\n", r"p\.yaml: YAML nested too"),
 ], ids=["empty", "utf16", "latin1", "syntax", "wrong-type", "float-for-int", "nan", "unknown-nested", "nul-path",
-        "long-path", "list-item", "method-list", "duplicate", "deep"])
+        "long-path", "list-item", "unknown-home", "method-list", "duplicate", "deep"])
 def test_bad_plan_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str | bytes, expected: str) -> None:
     write(tmp_path / "chat.jsonl", jsonl(CHAT))
     monkeypatch.chdir(tmp_path)

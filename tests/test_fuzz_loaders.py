@@ -34,7 +34,8 @@ yamlish = st.lists(_YAML_PIECES, max_size=40).map("".join)
 
 _scalars = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(10**30), max_value=10**30), st.floats(allow_nan=True),
-    st.text(max_size=30), st.sampled_from(["task", "lora", "chat.jsonl", "A100", "1.5B", "500M", "../x", "1e999"]),
+    st.text(max_size=30), st.sampled_from(["task", "lora", "chat.jsonl", "A100", "1.5B", "500M", "../x", "1e999",
+                                           "~no-such-user-3f9/x", "x" * 300, "a\x00b"]),
 )
 _keys = st.one_of(st.sampled_from([*TOP_LEVEL, *{f.path.split(".")[-1] for f in FIELDS}, "goals", "data"]),
                   st.text(max_size=12), st.integers(-3, 3))
