@@ -216,3 +216,15 @@ def test_malformed_dataset_manifest_is_named(tmp_path: Path) -> None:
         write(folder / "state.json", content)
         with pytest.raises(DataError, match=expected):
             load_dataset(folder)
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    ('{"question": "a"}\n'.encode("utf-16"), r"q\.jsonl:1: not UTF-8 text \(byte 0xff\)"),
+    ("[" * 50_000 + "]" * 50_000 + "\n", r"q\.jsonl:1: JSON nested too deeply"),
+    ('{"question": "ok"}\n{"question": 5}\n', r"q\.jsonl:2: needs a non-empty string field 'question'"),
+], ids=["utf16", "deep", "wrong-type"])
+def test_bad_rag_question_file(tmp_path: Path, content: str | bytes, expected: str) -> None:
+    from tunewise.methods.rag.evaluate import QuestionSetError, load_questions
+
+    with pytest.raises(QuestionSetError, match=expected):
+        load_questions(write(tmp_path / "q.jsonl", content))

@@ -47,7 +47,13 @@ def load_questions(path: str | Path) -> list[Question]:
         raise QuestionSetError(f"{path}: no such question file")
     questions: list[Question] = []
     problems: list[str] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise QuestionSetError(f"{path}:{line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); save the file "
+                               "as UTF-8") from None
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         where = f"{path}:{number}"
@@ -55,6 +61,9 @@ def load_questions(path: str | Path) -> list[Question]:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             problems.append(f"{where}: invalid JSON: {exc.msg}")
+            continue
+        except RecursionError:
+            problems.append(f"{where}: JSON nested too deeply to read")
             continue
         if not isinstance(record, dict) or not isinstance(record.get("question"), str) or not record["question"].strip():
             problems.append(f"{where}: needs a non-empty string field 'question'")
