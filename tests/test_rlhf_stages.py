@@ -311,3 +311,21 @@ def test_sigkill_in_reward_model_and_dpo_stages_then_resume_gives_the_same_weigh
     assert events[-1]["event"] == "end" and events[-1]["status"] == "completed"
     for path in STAGE_WEIGHTS:
         assert_same_weights(tensors(reference_out / path), tensors(out / path))
+
+
+def test_a_spent_time_budget_checkpoints_and_stops_the_dpo_stage(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from test_checkpoint_resume import read_events, run
+
+    plan = _dpo_plan(tmp_path, tiny_model_dir)
+    plan.write_text(plan.read_text().replace("dpo_reward_judge: true", "dpo_reward_judge: false")
+                    + "  max_hours: 0.000001\n")
+    out = tmp_path / "out"
+    result = run(str(plan), "--out", str(out))
+    assert result.returncode == 3, result.stderr
+    end = read_events(out)[-1]
+    assert end["status"] == "stopped"
+    message = end["result"]["message"]
+    assert message.startswith("stopped: budget: training.max_hours 1e-06 reached") and "at policy step 1;" in message
+    assert "--resume" in end["result"]["message"]
+    assert (out / "stages/policy/checkpoints/checkpoint-1/trainer_state.json").is_file()
+    assert not (out / "stages/policy/model").exists()

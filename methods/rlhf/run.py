@@ -24,6 +24,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from tunewise.plugins.data import DataError
@@ -109,6 +110,13 @@ def run(plan: Plan, events: EventSink) -> RunResult:
     settings = training_settings(plan.training)
     config: RlhfConfig = method_config(RlhfConfig, plan.config)
     out = Path(plan.output_dir).expanduser().resolve()
+    from tunewise.methods._hf.guardrails import Budget, BudgetedEvents
+
+    # max_hours / max_usd: the stages' trainers read ``stop_requested`` after every step and checkpoint.
+    # Unlike the single-model methods, only this process's hours count (the Trainer keeps no tunewise state).
+    budget = Budget.from_settings(settings, wall_start)
+    guarded = BudgetedEvents(events, budget, SimpleNamespace(extra={})) if budget.active else None
+    events = guarded or events
 
     # 1. data (nothing heavy yet: a bad row stops the run here)
     pairs, files = load_pairs(plan.data)
@@ -187,6 +195,13 @@ def run(plan: Plan, events: EventSink) -> RunResult:
         return RunResult("rlhf", "cancelled", message=message, output_dir=str(out),
                          peak_memory_gb=round(peak_memory_gb(placement), 3), wall_s=round(time.time() - wall_start, 2))
     except StageStopped as stop:
+        if guarded is not None and guarded.reason and stop.kind == "cancelled":
+            message = (f"stopped: budget: {guarded.reason} at {stop.stage} step {stop.step}; a checkpoint was "
+                       "written. Raise training.max_hours / training.max_usd in the plan and continue with --resume.")
+            events("log", level="warning", message=message, kind="budget", step=stop.step, stage=stop.stage)
+            return RunResult("rlhf", "stopped", message=message, output_dir=str(out), steps=stop.step,
+                             peak_memory_gb=round(peak_memory_gb(placement), 3),
+                             wall_s=round(time.time() - wall_start, 2))
         # A non-finite stop already sent its error event (with advice); a cancel is only logged.
         status = "cancelled" if stop.kind == "cancelled" else "failed"
         if status == "cancelled":
