@@ -60,8 +60,9 @@ def main(args: argparse.Namespace) -> int:
     elif rank != 0:  # a data-parallel worker: rank 0 speaks for the run
         to_stdout, args.quiet = False, True
     result, code = run_plan(plan, events_to_stdout=to_stdout, show_progress=not args.quiet)
-    if result.status == "failed" and args.quiet:
-        print(f"tunewise run: failed: {result.message}", file=sys.stderr)
+    if result.status in ("failed", "stopped") and args.quiet:
+        # Quiet hides progress, never why a run ended early.
+        print(f"tunewise run: {result.status}: {result.message}", file=sys.stderr)
     return code
 
 
