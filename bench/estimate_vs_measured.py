@@ -13,6 +13,12 @@ Definitions (the ones the probe calibrates and the quotes predict): step time = 
 median tokens/s of the steps after the first three; peak memory = the training process's peak
 resident set size (``ru_maxrss``) on a CPU, ``torch.cuda.max_memory_allocated`` on a GPU.
 
+Known gap (measured here on 2 shared CPU cores): memory transfers across sizes (fp32 runs are now
+predicted as fp32), step time does not: the calibrated MFU folds in the optimizer step, a per-step
+cost that does not grow with tokens (≈1 s for full fine-tuning of a 30–60M model here, from the
+128- vs 256-token rows), so quotes for more tokens per step or shallower models come out too slow.
+Probe the model and setup you will train for a time figure (bench/probe_accuracy.py: within ±20 %).
+
 Models other than the embedded one are randomly initialised Llamas built here with the embedded
 tokenizer (step time and memory do not depend on the weights' values).
 
