@@ -59,6 +59,7 @@ from tunewise.methods._hf.settings import TrainingSettings
 from tunewise.methods._hf.split import row_key, split_indices
 from tunewise.plugins.data import DataError, Row, load_dataset
 from tunewise.plugins.errors import MethodNotRunnable, TunewiseError
+from tunewise.plugins.redaction import redact_data
 from tunewise.plugins.types import EventSink, Plan, RunResult
 
 DOCUMENT_SPLIT_MIN = 10
@@ -526,7 +527,7 @@ def _train_and_report(plan: Plan, events: Any, spec: MethodSpec, settings: Train
     if generations:
         with open(out / "generations.jsonl", "w", encoding="utf-8") as fh:
             for g in generations:
-                fh.write(json.dumps(g, ensure_ascii=False) + "\n")
+                fh.write(json.dumps(redact_data(g), ensure_ascii=False) + "\n")
         artifacts["generations"] = str(out / "generations.jsonl")
     peak = round(peak_memory_gb(placement), 3)
     from tunewise.methods._hf.report import RunSummary, write_model_card, write_plots, write_report
@@ -548,7 +549,7 @@ def _train_and_report(plan: Plan, events: Any, spec: MethodSpec, settings: Train
     plots = write_plots(out / "plots", summary)
     report = write_report(out, summary, plots)
     metrics_file = out / "metrics.json"
-    metrics_file.write_text(json.dumps({"before": before, "after": after}, indent=2))
+    metrics_file.write_text(json.dumps(redact_data({"before": before, "after": after}), indent=2))
     artifacts.update(report=str(report), metrics=str(metrics_file), events=str(out / "events.jsonl"))
     summary.wall_seconds = time.time() - wall_start
     result = RunResult(
@@ -584,4 +585,4 @@ def _budget_stop(spec: MethodSpec, events: Any, out: Path, identity: dict[str, A
 
 
 def _write_run_file(out: Path, data: Mapping[str, Any]) -> None:
-    (out / RUN_FILE).write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")
+    (out / RUN_FILE).write_text(json.dumps(redact_data(data), indent=1, default=str), encoding="utf-8")
