@@ -16,11 +16,23 @@ from tunewise.plugins.errors import MethodNotRunnable
 GB = 1e9
 
 # OpenMP worker threads that spin while waiting for work stall every parallel region when the cores
-# are shared (other processes, a busy laptop, a CI runner): a spinning or descheduled thread holds the
-# barrier. Sleeping instead measured 1.8x faster matmuls and 10x faster elementwise ops on this 2-core
-# machine under load. libgomp reads the variable once, when torch loads it, so this must run before
-# the first ``import torch``; the training pipeline imports this module first. A user's value wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# are oversubscribed (other processes, a busy laptop, a CI runner): a spinning or descheduled thread
+# holds the barrier. Measured on a 2-core machine (bench/results/training_speed.md): under a load of
+# ~10, sleeping threads trained 6-10x faster; on idle cores they were 20-30 % slower (a wake-up per
+# parallel region). So threads sleep only when the cores are already busy when the run starts. The
+# policy changes no numerics. libgomp reads the variable once, when torch loads it, so this must run
+# before the first ``import torch``; the training pipeline imports this module first. A user's value wins.
+
+
+def _cores_oversubscribed() -> bool:
+    try:
+        return os.getloadavg()[0] >= (os.cpu_count() or 1)
+    except (OSError, AttributeError):
+        return False
+
+
+if _cores_oversubscribed():
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def cpu_flags() -> set[str]:
