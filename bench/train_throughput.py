@@ -14,7 +14,7 @@ checkpointing on, loss on the whole conversation); ``--trl packed`` also runs it
 (best-fit decreasing, padding-free) and without gradient checkpointing, i.e. trl at its fastest.
 tunewise runs at its defaults (packing, loss on assistant tokens only). Both get the same
 ``OMP_WAIT_POLICY`` (``--omp-wait-policy``, default PASSIVE, what tunewise picks when the cores are
-busy; use ACTIVE to compare on idle cores).
+busy; ``inherit`` keeps libgomp's default, which is faster on idle cores).
 
     python bench/train_throughput.py                          # LoRA and full, 6 steps, 2 repeats
     python bench/train_throughput.py --steps 10 --repeats 3 --trl defaults,packed
