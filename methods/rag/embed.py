@@ -137,4 +137,17 @@ class Embedder:
         return np.ascontiguousarray(np.concatenate(parts).astype("float32"))
 
     def encode_query(self, text: str) -> Any:
-        return self.encode([text])
+        """One query's vector, computed on one thread.
+
+        A single short query has too little work to split: with torch's default (spinning OpenMP
+        workers) on busy cores, two threads took 347 ms median per query against 27 ms on one
+        (MiniLM, this 2-core CPU under load); on idle cores one thread is as fast.
+        """
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return self.encode([text])
+        finally:
+            torch.set_num_threads(threads)
