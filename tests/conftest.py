@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,10 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The user's data folder holds probe calibrations and decision logs that change quotes and listings:
+# tests (and the processes they start) get an empty one of their own, so results do not depend on
+# what ran on this machine before and nothing is written into the user's folder.
+os.environ["TUNEWISE_DATA_DIR"] = tempfile.mkdtemp(prefix="tunewise-test-data-")
 
 @pytest.fixture(scope="session")
 def embedded_model_path() -> Path:
