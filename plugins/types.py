@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 GOALS = ("knowledge", "task", "style", "format", "language", "domain", "safety", "preference")
@@ -196,6 +197,15 @@ class Plan:
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(self)
+
+    def config_path(self, value: str) -> Path:
+        """A path from the method config: a relative one is taken beside the plan file when it exists there."""
+        path = Path(value).expanduser()
+        if not path.is_absolute() and self.source:
+            beside = Path(self.source).expanduser().resolve().parent / path
+            if beside.exists():
+                return beside
+        return path
 
 
 @dataclass(frozen=True)

@@ -39,15 +39,6 @@ def config_from_plan(plan: Plan) -> InContextConfig:
     return config
 
 
-def _plan_path(value: str, plan: Plan) -> Path:
-    path = Path(value).expanduser()
-    if not path.is_absolute() and plan.source:
-        beside = Path(plan.source).expanduser().resolve().parent / path
-        if beside.exists():
-            return beside
-    return path
-
-
 def run(plan: Plan, events: EventSink) -> RunResult:
     import torch
     from tunewise.methods.rag.embed import Embedder, resolve_embedding_model
@@ -61,7 +52,7 @@ def run(plan: Plan, events: EventSink) -> RunResult:
     out.mkdir(parents=True, exist_ok=True)
     examples = [e for path in plan.data for e in load_examples(path)]
     if config.eval_data:
-        pool, held_out = examples, load_examples(_plan_path(config.eval_data, plan))
+        pool, held_out = examples, load_examples(plan.config_path(config.eval_data))
     else:
         pool, held_out = split_examples(examples, config.eval_fraction, config.seed)
     held_out = held_out[: config.max_eval]

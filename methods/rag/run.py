@@ -52,16 +52,6 @@ def config_from_plan(plan: Plan) -> RagConfig:
     return config
 
 
-def plan_path(value: str, plan: Plan) -> Path:
-    """A path from the plan's config: relative ones are tried next to the plan file, then from here."""
-    path = Path(value).expanduser()
-    if not path.is_absolute() and plan.source:
-        beside = Path(plan.source).expanduser().resolve().parent / path
-        if beside.exists():
-            return beside
-    return path
-
-
 def _progress_logger(events: EventSink, what: str) -> Any:
     """Log roughly every quarter of the work (and the end)."""
     marks: set[int] = set()
@@ -130,7 +120,7 @@ def run(plan: Plan, events: EventSink) -> RunResult:
     out = Path(plan.output_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     index_dir = Path(config.index_dir).expanduser() if config.index_dir else out / "index"
-    questions = load_questions(plan_path(config.questions, plan)) if config.questions else []
+    questions = load_questions(plan.config_path(config.questions)) if config.questions else []
     device = _device()
     events("start", method="rag", total_steps=0, plan=plan.to_dict(), device=device,
            questions=len(questions), index=str(index_dir))
