@@ -27,6 +27,8 @@ def write_plan(folder: Path, method: str, model: Path, batch_size: int, distribu
     (folder / "chat.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     plan = folder / "plan.yaml"
     # No LoRA dropout: each rank draws its own masks, which a single process cannot reproduce.
+    # precision fp32 is pinned: this test is about the split across processes, and `auto` would pick
+    # bf16 autocast on CPUs with AVX512-BF16/AMX, where summation order moves weights by ~1e-3.
     config = "{dropout: 0.0}" if method == "lora" else "{}"
     plan.write_text(f"""\
 method: {method}
@@ -42,6 +44,7 @@ training:
   eval_max_examples: 2
   generation_examples: 0
   device: cpu
+  precision: fp32
 """ + distributed)
     return plan
 

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 import pytest
-from tui_support import async_test
+from tui_support import async_test, wait_until
 from tunewise.advisor.tui.app import TunewiseApp
 from tunewise.plugins import manager
 
@@ -25,15 +25,16 @@ def builtin_plugins_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
 
 
 async def _wait_for_screen(pilot, app: TunewiseApp, name: str, timeout: float = 240.0) -> None:  # type: ignore[no-untyped-def]
-    waited = 0.0
-    while type(app.screen).__name__ != name:
-        assert waited < timeout, f"timed out waiting for {name} (on {type(app.screen).__name__})"
-        await pilot.pause(0.2)
-        waited += 0.2
+    await wait_until(pilot, lambda: type(app.screen).__name__ == name, f"screen {name}", timeout)
 
 
 def _text(app: TunewiseApp, selector: str) -> str:
     return str(app.screen.query_one(selector).render())
+
+
+async def _wait_for_text(pilot, app: TunewiseApp, selector: str, expected: str) -> None:  # type: ignore[no-untyped-def]
+    """Wait until ``selector`` on the current screen is mounted and shows ``expected``."""
+    await wait_until(pilot, lambda: expected in _text(app, selector), f"{expected!r} in {selector}")
 
 
 @async_test
@@ -53,21 +54,17 @@ async def test_a_failing_run_worker_opens_an_error_dialog_and_the_app_stays_usab
         # The run's own session: a terminal's hang-up goes to the app's session, never to the run.
         assert os.getsid(process.process.pid) != os.getsid(0)
         await _wait_for_screen(pilot, app, "ErrorDialog")
-        assert "The run failed (data)" in _text(app, ".dialog-title")
-        assert "chat.jsonl:2: invalid JSON" in _text(app, "#error-message")
-        for _ in range(300):
-            if process.poll() is not None:
-                break
-            await pilot.pause(0.1)
+        await _wait_for_text(pilot, app, ".dialog-title", "The run failed (data)")
+        await _wait_for_text(pilot, app, "#error-message", "chat.jsonl:2: invalid JSON")
+        await wait_until(pilot, lambda: process.poll() is not None, "the run process to exit")
         assert process.poll() == 1
         await pilot.press("escape")
-        assert type(app.screen).__name__ == "RunScreen"
-        assert "failed" in _text(app, "#run-head")
+        await _wait_for_screen(pilot, app, "RunScreen")
+        await _wait_for_text(pilot, app, "#run-head", "failed")
         await pilot.press("escape")
-        assert type(app.screen).__name__ == "WelcomeScreen"
+        await _wait_for_screen(pilot, app, "WelcomeScreen")
         await pilot.press("n")  # still usable: a new consultation starts
-        await pilot.pause()
-        assert type(app.screen).__name__ == "InterviewScreen"
+        await _wait_for_screen(pilot, app, "InterviewScreen")
 
 
 @async_test
@@ -87,17 +84,17 @@ async def test_a_run_stopped_by_its_budget_says_so_and_keeps_its_checkpoint(tmp_
         process = app.start_run(plan, out)
         app.show_run(out, process)
         await _wait_for_screen(pilot, app, "ErrorDialog")
-        assert "guardrail" in _text(app, ".dialog-title")
+        await _wait_for_text(pilot, app, ".dialog-title", "guardrail")
+        await _wait_for_text(pilot, app, "#error-message", "stopped: budget")
         message = _text(app, "#error-message")
-        assert "stopped: budget" in message and "training.max_hours" in message and "--resume" in message
-        for _ in range(300):  # the end event comes just before the process exits
-            if process.poll() is not None:
-                break
-            await pilot.pause(0.1)
+        assert "training.max_hours" in message and "--resume" in message
+        # the end event comes just before the process exits
+        await wait_until(pilot, lambda: process.poll() is not None, "the run process to exit")
         assert process.poll() == 3
         await pilot.press("escape")
+        await _wait_for_screen(pilot, app, "RunScreen")
+        await _wait_for_text(pilot, app, "#run-head", "stopped")
         screen = app.screen
-        assert type(screen).__name__ == "RunScreen" and "stopped" in _text(app, "#run-head")
         assert screen.state.checkpoints and screen.state.checkpoints[-1][0] == 1
         await pilot.press("escape")
-        assert type(app.screen).__name__ == "WelcomeScreen"
+        await _wait_for_screen(pilot, app, "WelcomeScreen")
