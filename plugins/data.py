@@ -24,14 +24,22 @@ record number for json/parquet/arrow). Shapes, decided for the whole source:
 from __future__ import annotations
 
 import csv
-import io
-import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tunewise.plugins.bounded_load import (
+    MAX_DATA_DOCUMENT_BYTES,
+    MAX_LINE_CHARS,
+    InputError,
+    load_json,
+    read_bytes,
+    read_json,
+    read_lines,
+    unencodable_problem,
+)
 from tunewise.plugins.errors import TunewiseError
 
 SHAPES = ("messages", "instruction", "prompt_completion", "preference", "text", "documents")
@@ -126,32 +134,25 @@ def _decode(raw: bytes, file: str, problems: list[Problem]) -> str | None:
 def _read_jsonl(path: Path, problems: list[Problem]) -> list[Row]:
     file = str(path)
     rows: list[Row] = []
-    raw_lines = path.read_bytes().split(b"\n")
-    for number, raw in enumerate(raw_lines, start=1):
-        if number == 1:
-            raw = raw.removeprefix(b"\xef\xbb\xbf")
+    blank: list[int] = []  # blank lines so far: a problem only when a record follows them
+    for line in read_lines(path):
+        if line.problem:
+            problems.append(Problem(file, line.number, line.problem))
+            continue
+        if not line.text.strip():
+            blank.append(line.number)
+            continue
+        problems += [Problem(file, number, "empty line") for number in blank]
+        blank.clear()
         try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            problems.append(Problem(file, number, f"not UTF-8 text (byte 0x{raw[exc.start]:02x}); "
-                                                  "save the file as UTF-8"))
-            continue
-        if not text.strip():
-            if number < len(raw_lines) and any(r.strip() for r in raw_lines[number:]):
-                problems.append(Problem(file, number, "empty line"))
-            continue
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as exc:
-            problems.append(Problem(file, number, f"invalid JSON: {exc.msg} (column {exc.colno})"))
-            continue
-        except RecursionError:
-            problems.append(Problem(file, number, "JSON nested too deeply to read"))
+            value = load_json(line.text, file, line.number)
+        except InputError as exc:
+            problems.append(Problem(file, line.number, exc.problem))
             continue
         if not isinstance(value, dict):
-            problems.append(Problem(file, number, f"expected a JSON object, found {type(value).__name__}"))
+            problems.append(Problem(file, line.number, f"expected a JSON object, found {type(value).__name__}"))
             continue
-        rows.append(Row(value, file, number))
+        rows.append(Row(value, file, line.number))
     return rows
 
 
@@ -168,19 +169,21 @@ def _records_in(value: Any) -> list[Any] | None:
 
 def _read_json(path: Path, problems: list[Problem]) -> list[Row]:
     file = str(path)
-    text = _decode(path.read_bytes(), file, problems)
+    try:
+        raw = read_bytes(path, MAX_DATA_DOCUMENT_BYTES, "a .json data file")
+    except InputError as exc:
+        problems.append(Problem(file, exc.line, exc.problem))
+        return []
+    text = _decode(raw, file, problems)
     if text is None:
         return []
     if not text.strip():
         return []
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        hint = " (one object per line? name the file .jsonl)" if "Extra data" in exc.msg else ""
-        problems.append(Problem(file, exc.lineno, f"invalid JSON: {exc.msg} (column {exc.colno}){hint}"))
-        return []
-    except RecursionError:
-        problems.append(Problem(file, 0, "JSON nested too deeply to read"))
+        value = load_json(text, file)
+    except InputError as exc:
+        hint = " (one object per line? name the file .jsonl)" if "Extra data" in (exc.detail or "") else ""
+        problems.append(Problem(file, exc.line, exc.problem + hint))
         return []
     records = _records_in(value)
     if records is None:
@@ -199,16 +202,62 @@ _JSON_COLUMNS = ("messages", "responses", "chosen", "rejected", "prompt")
 """CSV columns that may hold JSON lists (chat turns), parsed when they look like a list."""
 
 
+class _RecordTooLong(Exception):
+    """Raised through ``csv.reader`` when one record grows past :data:`MAX_LINE_CHARS`."""
+
+    def __init__(self, line: int, problem: str) -> None:
+        super().__init__(problem)
+        self.line = line
+        self.problem = problem
+
+
+class _CsvLines:
+    """The lines of a CSV file for ``csv.reader``, bounding each record (which may span lines)."""
+
+    def __init__(self, path: Path) -> None:
+        self.lines = read_lines(path, newline="")
+        self.record_chars = 0
+
+    def __iter__(self) -> _CsvLines:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self.lines)
+        if line.problem:
+            raise _RecordTooLong(line.number, line.problem)
+        self.record_chars += len(line.text)
+        if self.record_chars > MAX_LINE_CHARS:
+            raise _RecordTooLong(line.number, f"record longer than {MAX_LINE_CHARS:,} characters (by this line): "
+                                              "refused before reading it whole")
+        return line.text
+
+
 def _read_csv(path: Path, problems: list[Problem]) -> list[Row]:
-    file = str(path)
-    text = _decode(path.read_bytes(), file, problems)
-    if text is None or not text.strip():
-        return []
-    reader = csv.reader(io.StringIO(text, newline=""))
+    old_limit = csv.field_size_limit(MAX_LINE_CHARS + 1)  # records are bounded by _CsvLines instead
     try:
-        header = next(reader)
+        return _read_csv_records(path, problems)
+    finally:
+        csv.field_size_limit(old_limit)
+
+
+def _read_csv_records(path: Path, problems: list[Problem]) -> list[Row]:
+    file = str(path)
+    lines = _CsvLines(path)
+    reader = csv.reader(lines)
+    try:
+        header = next(reader, None)
+        if header is not None and not "".join(header).strip():  # a whitespace-only file holds no records
+            if all(not "".join(values).strip() for values in reader):
+                return []
+            problems.append(Problem(file, 1, "empty header: the first line must name the columns"))
+            return []
+    except _RecordTooLong as exc:
+        problems.append(Problem(file, exc.line, exc.problem))
+        return []
     except csv.Error as exc:
         problems.append(Problem(file, 1, f"unreadable CSV header: {exc}"))
+        return []
+    if header is None:
         return []
     header = [h.strip() for h in header]
     if len(set(header)) != len(header):
@@ -218,10 +267,14 @@ def _read_csv(path: Path, problems: list[Problem]) -> list[Row]:
     rows: list[Row] = []
     while True:
         start = reader.line_num + 1
+        lines.record_chars = 0
         try:
             values = next(reader)
         except StopIteration:
             break
+        except _RecordTooLong as exc:
+            problems.append(Problem(file, exc.line, exc.problem))
+            break  # where the next record starts is unknown now
         except csv.Error as exc:
             problems.append(Problem(file, start, f"unreadable CSV record: {exc}"))
             break
@@ -237,21 +290,39 @@ def _read_csv(path: Path, problems: list[Problem]) -> list[Row]:
                 continue  # an empty cell is a missing value
             if key in _JSON_COLUMNS and value.lstrip().startswith("["):
                 try:
-                    record[key] = json.loads(value)
+                    record[key] = load_json(value, file, start)
                     continue
-                except json.JSONDecodeError as exc:
-                    problems.append(Problem(file, start, f"column {key!r} looks like JSON but is not: {exc.msg}"))
+                except InputError as exc:
+                    problems.append(Problem(file, start, f"column {key!r} looks like JSON but is not: "
+                                                         f"{exc.detail or exc.problem}"))
             record[key] = value
         rows.append(Row(record, file, start))
     return rows
 
 
-def _table_rows(table: Any, file: str) -> list[Row]:
+def _table_rows(table: Any, file: str, problems: list[Problem]) -> list[Row]:
+    try:
+        records = table.to_pylist()
+    except UnicodeDecodeError as exc:  # arrow string columns are not checked for UTF-8 when written
+        problems.append(Problem(file, 0, f"a text column is not UTF-8 ({exc.reason})"))
+        return []
     rows = []
-    for number, record in enumerate(table.to_pylist(), start=1):
+    for number, record in enumerate(records, start=1):
         # Columnar files store absent values as nulls: drop them so "missing" means one thing.
         rows.append(Row({k: v for k, v in record.items() if v is not None}, file, number))
-    return rows
+    return _encodable(rows, problems)
+
+
+def _encodable(rows: list[Row], problems: list[Problem]) -> list[Row]:
+    """``rows`` without those holding a lone surrogate (reported): tokenizers cannot encode them."""
+    kept = []
+    for row in rows:
+        problem = unencodable_problem(row.data)
+        if problem:
+            problems.append(Problem(row.file, row.line, problem))
+        else:
+            kept.append(row)
+    return kept
 
 
 def _read_parquet(path: Path, problems: list[Problem]) -> list[Row]:
@@ -262,7 +333,7 @@ def _read_parquet(path: Path, problems: list[Problem]) -> list[Row]:
     except Exception as exc:  # pyarrow raises several types for corrupt files
         problems.append(Problem(str(path), 0, f"unreadable parquet file: {exc}"))
         return []
-    return _table_rows(table, str(path))
+    return _table_rows(table, str(path), problems)
 
 
 def _read_arrow(path: Path, problems: list[Problem]) -> list[Row]:
@@ -279,14 +350,21 @@ def _read_arrow(path: Path, problems: list[Problem]) -> list[Row]:
     except Exception as exc:
         problems.append(Problem(str(path), 0, f"unreadable arrow file: {exc}"))
         return []
-    return _table_rows(table, str(path))
+    return _table_rows(table, str(path), problems)
 
 
 def _read_text_file(path: Path, problems: list[Problem], *, document: bool, root: Path | None) -> list[Row]:
     file = str(path)
-    text = _decode(path.read_bytes(), file, problems)
-    if text is None:
+    parts: list[str] = []
+    bad = False
+    for line in read_lines(path):
+        if line.problem:
+            problems.append(Problem(file, line.number, line.problem))
+            bad = True
+        parts.append(line.text)
+    if bad:
         return []
+    text = "".join(parts)
     if not text.strip():
         problems.append(Problem(file, 0, "empty file"))
         return []
@@ -303,9 +381,9 @@ _READERS = {".jsonl": _read_jsonl, ".json": _read_json, ".csv": _read_csv, ".par
 def _manifest(path: Path, key: str) -> list[Any]:
     """The list under ``key`` in a ``save_to_disk`` manifest; a malformed manifest is a DataError."""
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise DataError(f"{path}: not a readable dataset manifest ({type(exc).__name__}: {exc})") from None
+        value = read_json(path, what="a dataset manifest")
+    except InputError as exc:
+        raise DataError(f"{path}: not a readable dataset manifest ({exc})") from None
     items = value.get(key) if isinstance(value, dict) else None
     if items is not None and not isinstance(items, list):
         raise DataError(f"{path}: {key} must be a list, got {type(items).__name__}")
@@ -348,7 +426,7 @@ def _plugin_rows(source: str, problems: list[Problem]) -> list[Row] | None:
                                                         f"{type(record).__name__}, not a dict"))
                 continue
             rows.append(Row(dict(record), source, number))
-        return rows
+        return _encodable(rows, problems)
     return None
 
 
