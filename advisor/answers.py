@@ -318,10 +318,11 @@ def check_question_value(question: Any, value: Any) -> Any:
 def yaml_lines(text: str) -> dict[str, int]:
     """Dotted key path -> 1-based line of the key, for every mapping key in a YAML document."""
     import yaml
+    from tunewise.plugins.bounded_load import InputError, compose_yaml
 
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
+        root = compose_yaml(text, "answers")
+    except InputError:
         return {}
     out: dict[str, int] = {}
 
@@ -339,10 +340,11 @@ def yaml_lines(text: str) -> dict[str, int]:
 def duplicate_keys(text: str) -> list[tuple[str, int]]:
     """(dotted key path, line) of every mapping key given a second time in YAML ``text``."""
     import yaml
+    from tunewise.plugins.bounded_load import InputError, compose_yaml
 
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
+        root = compose_yaml(text, "answers")
+    except InputError:
         return []
     found: list[tuple[str, int]] = []
 
@@ -366,16 +368,15 @@ def duplicate_keys(text: str) -> list[tuple[str, int]]:
 def parse_answers(text: str, source: str = "answers", base_dir: Path | None = None,
                   extra_questions: Mapping[str, Any] | None = None) -> Profile:
     """A profile from answers YAML text; YAML syntax errors name the line."""
-    import yaml
+    from tunewise.plugins.bounded_load import InputError, load_yaml
 
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        raise AnswersError([f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})"]) from None
-    except RecursionError:
-        raise AnswersError([f"{source}: YAML nested too deeply to read"]) from None
+    try:  # bounded: an alias bomb or deep nesting is refused before anything walks the tree
+        data, _ = load_yaml(text, source)
+    except InputError as exc:
+        if exc.detail is None:
+            raise AnswersError([str(exc)]) from None
+        where = f"{source}:{exc.line}" if exc.line else source
+        raise AnswersError([f"{where}: not valid YAML ({exc.detail})"]) from None
     twice = duplicate_keys(text)
     if twice:
         raise AnswersError([f"{source}:{line}: {path}: given twice (the second value would silently win)"
@@ -390,11 +391,17 @@ def parse_answers(text: str, source: str = "answers", base_dir: Path | None = No
 
 def load_answers(path: str | Path) -> Profile:
     """Read and validate an answers file (see README "The answers file")."""
+    from tunewise.plugins.bounded_load import MAX_DOCUMENT_BYTES, InputError, read_text
+
     file = Path(path).expanduser()
     try:
-        text = file.read_text(encoding="utf-8")
+        text = read_text(file, MAX_DOCUMENT_BYTES, "an answers file")
+    except InputError as exc:
+        raise AnswersError([str(exc)]) from None
     except FileNotFoundError:
         raise AnswersError([f"{file}: no such answers file"]) from None
+    except OSError as exc:  # a folder, a file without read permission
+        raise AnswersError([f"{file}: cannot read it ({exc.strerror or exc})"]) from None
     except UnicodeDecodeError as exc:
         raise AnswersError([f"{file}: not UTF-8 text ({exc.reason})"]) from None
     return parse_answers(text, source=str(file), base_dir=file.parent)

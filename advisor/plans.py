@@ -231,15 +231,12 @@ def parse_plan(text: str, source: str = "plan.yaml", base_dir: Path | None = Non
     With ``roots``, every data path must lie inside one of them (see :mod:`tunewise.plugins.trust`).
     """
     base_dir = base_dir or Path.cwd()
-    try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        raise PlanError(f"{source}{line}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
-    except RecursionError:
-        raise PlanError(f"{source}: YAML nested too deeply to read") from None
+    from tunewise.plugins.bounded_load import InputError, load_yaml
+
+    try:  # bounded: an alias bomb or deep nesting is refused before anything walks the tree
+        data, root = load_yaml(text, source)
+    except InputError as exc:
+        raise PlanError(str(exc)) from None
     lines = _Lines()
     if root is not None:
         lines.walk(root)
@@ -347,8 +344,12 @@ def load_plan(path: str | Path, *, allow_outside_paths: bool | None = None) -> P
     file = Path(path).expanduser()
     if not file.is_file():
         raise PlanError(f"{file}: no such plan file")
+    from tunewise.plugins.bounded_load import MAX_DOCUMENT_BYTES, InputError, read_text
+
     try:
-        text = file.read_text(encoding="utf-8")
+        text = read_text(file, MAX_DOCUMENT_BYTES, "a plan file")
+    except InputError as exc:
+        raise PlanError(str(exc)) from None
     except UnicodeDecodeError:
         raise PlanError(f"{file}: not UTF-8 text") from None
     if allow_outside_paths is None:

@@ -130,8 +130,7 @@ def load_json(text: str | bytes, source: str, line: int = 0, max_depth: int = MA
     except RecursionError:
         raise InputError(source, line, f"JSON nested too deeply to read (more than {max_depth} levels)") from None
     except ValueError as exc:  # int() refuses more digits than sys.get_int_max_str_digits()
-        raise InputError(source, line, f"a number longer than {sys.get_int_max_str_digits()} digits "
-                                       f"({str(exc).split(':')[0]})") from None
+        raise InputError(source, line, f"unreadable value: {_value_error(exc)}") from None
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     deep = text.count("[") + text.count("{") > max_depth  # cheap: only then can the nesting be too deep
@@ -224,7 +223,20 @@ def _bounded_loader(source: str, max_values: int, max_aliases: int, max_depth: i
                 self._refuse(event, _UNENCODABLE)
             return node
 
+        def construct_object(self, node: Any, deep: bool = False) -> Any:
+            try:
+                return super().construct_object(node, deep)
+            except ValueError as exc:  # a 5000-digit integer, a 13th month: PyYAML lets int()/date() raise
+                raise InputError(source, node.start_mark.line + 1, f"unreadable value: {_value_error(exc)}") from None
+
     return BoundedLoader
+
+
+def _value_error(exc: ValueError) -> str:
+    """``int()``'s and ``date()``'s complaint in the user's terms."""
+    if "integer string conversion" in str(exc):
+        return f"a number longer than {sys.get_int_max_str_digits()} digits"
+    return str(exc)
 
 
 def _yaml_error(exc: Exception, source: str) -> InputError:
@@ -242,13 +254,14 @@ def compose_yaml(text: str, source: str, *, max_values: int = MAX_YAML_VALUES, m
     """
     import yaml
 
-    loader = _bounded_loader(source, max_values, max_aliases, max_depth)(text)
     try:
-        return loader.get_single_node()
+        loader = _bounded_loader(source, max_values, max_aliases, max_depth)(text)  # reads the first chunk
+        try:
+            return loader.get_single_node()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         raise _yaml_error(exc, source) from None
-    finally:
-        loader.dispose()
 
 
 def load_yaml(text: str, source: str, *, max_values: int = MAX_YAML_VALUES, max_aliases: int = MAX_YAML_ALIASES,
@@ -261,16 +274,14 @@ def load_yaml(text: str, source: str, *, max_values: int = MAX_YAML_VALUES, max_
     import yaml
 
     root = compose_yaml(text, source, max_values=max_values, max_aliases=max_aliases, max_depth=max_depth)
-    loader = _bounded_loader(source, max_values, max_aliases, max_depth)(text)
     try:
-        return loader.get_single_data(), root
+        loader = _bounded_loader(source, max_values, max_aliases, max_depth)(text)
+        try:
+            return loader.get_single_data(), root
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         raise _yaml_error(exc, source) from None
-    except ValueError as exc:  # an integer longer than int() converts
-        raise InputError(source, 0, f"a number longer than {sys.get_int_max_str_digits()} digits "
-                                    f"({str(exc).split(':')[0]})") from None
-    finally:
-        loader.dispose()
 
 
 # -- lines -----------------------------------------------------------------------------------------
