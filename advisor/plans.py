@@ -15,11 +15,18 @@ Every problem is reported at once, each with the plan file, the YAML line and th
 
 Path policy: relative ``data`` paths resolve against the folder holding the plan file (so a plan
 and its data travel together); ``~`` is expanded; every data path must exist when the plan is
-loaded. A plan file read from disk may name data only inside its own folder or the working
-directory (absolute paths and ``..`` are fine while they stay there); anything else needs the
-user's ``--allow-outside-paths``, since a plan from someone else must not pick the user's files. ``output_dir`` is relative to the
-directory ``tunewise run`` is started from (outputs land where you work); default
-``runs/<plan file name>``.
+loaded. ``output_dir`` is relative to the directory ``tunewise run`` is started from (outputs land
+where you work); default ``runs/<plan file name>``. A local ``model`` folder is relative to that
+directory too. Config and training settings that name files are marked in their dataclass
+(``metadata={"path": "read" | "write"}``, :data:`tunewise.plugins.trust.PATH_MARKER`); a relative
+read path is taken beside the plan when it exists there, else in the working directory.
+
+A plan file read from disk may name paths (``data``, ``output_dir``, a local ``model`` folder and
+every marked setting, lists included) only inside its own folder or the working directory:
+absolute paths, ``~`` and ``..`` are fine while they stay there, links are followed to where they
+lead. Anything else needs the user's ``--allow-outside-paths``, since a plan from someone else
+must not pick the user's files. ``tunewise run --out`` is the user's own choice and replaces
+``output_dir`` unchecked.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -225,18 +232,22 @@ def _method_classes(method_id: str) -> tuple[type | None, type | None]:
 
 
 def parse_plan(text: str, source: str = "plan.yaml", base_dir: Path | None = None,
-               roots: Sequence[Path] | None = None) -> Plan:
+               roots: Sequence[Path] | None = None, out: str | None = None) -> Plan:
     """Validate plan YAML ``text``; ``base_dir`` is where relative data paths start (the plan's folder).
 
-    With ``roots``, every data path must lie inside one of them (see :mod:`tunewise.plugins.trust`).
+    With ``roots``, every path the plan names must lie inside one of them (see :mod:`tunewise.plugins.trust`).
+    ``out`` is the user's own output folder (``tunewise run --out``): it replaces ``output_dir``, unchecked.
     """
     base_dir = base_dir or Path.cwd()
-    from tunewise.plugins.bounded_load import InputError, load_yaml
-
-    try:  # bounded: an alias bomb or deep nesting is refused before anything walks the tree
-        data, root = load_yaml(text, source)
-    except InputError as exc:
-        raise PlanError(str(exc)) from None
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise PlanError(f"{source}{line}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    except RecursionError:
+        raise PlanError(f"{source}: YAML nested too deeply to read") from None
     lines = _Lines()
     if root is not None:
         lines.walk(root)
@@ -267,6 +278,10 @@ def parse_plan(text: str, source: str = "plan.yaml", base_dir: Path | None = Non
     model = data.get("model")
     if model is not None and not isinstance(model, str):
         problems.add(("model",), f"must be a local model folder, a cached hub id or null, got {model!r}")
+    elif model is not None and roots is not None:
+        # A hub id ("org/name") is a plain relative name, inside the working directory unless a folder of
+        # that name is there, which resolve_model would then load: judged like any other local folder.
+        _check_outside(problems, ("model",), model, None, "read", roots)
 
     raw_data = data.get("data")
     paths: list[str] = []
@@ -303,6 +318,10 @@ def parse_plan(text: str, source: str = "plan.yaml", base_dir: Path | None = Non
     if output_dir is not None and (not isinstance(output_dir, str) or not output_dir.strip()):
         problems.add(("output_dir",), f"must be a folder path, got {output_dir!r}")
         output_dir = None
+    if out is not None:
+        output_dir = out
+    elif output_dir is not None and roots is not None:
+        _check_outside(problems, ("output_dir",), output_dir, None, "write", roots)
     if output_dir is None:
         output_dir = str(Path("runs") / Path(source).stem)
 
@@ -321,6 +340,11 @@ def parse_plan(text: str, source: str = "plan.yaml", base_dir: Path | None = Non
     distributed = _build_section(DistributedSettings, data.get("distributed"), "distributed", problems)
     if distributed and training_class is None and method_known:
         problems.add(("distributed",), f"method {method!r} does not train; remove the distributed block", at_key=True)
+    if roots is not None:
+        for cls, section, values in ((config_class, "config", config), (training_class, "training", training),
+                                     (DistributedSettings, "distributed", distributed)):
+            for where, value, kind in marked_paths(cls, values, section):
+                _check_outside(problems, where, value, base_dir, kind, roots)
     problems.raise_if_any()
     return Plan(
         method=str(method), model=model, data=tuple(paths),
@@ -329,17 +353,54 @@ def parse_plan(text: str, source: str = "plan.yaml", base_dir: Path | None = Non
     )
 
 
+def marked_paths(cls: type | None, values: Mapping[str, Any], section: str) -> Iterator[tuple[Path_, str, str]]:
+    """(field path, path text, "read" | "write") for every value of a path-marked field of ``cls``.
+
+    Lists and mappings are walked to any depth (``config.extra_files[2]``); non-text leaves name no path.
+    """
+    from tunewise.plugins.trust import path_fields
+
+    def walk(where: Path_, value: Any, kind: str) -> Iterator[tuple[Path_, str, str]]:
+        if isinstance(value, str):
+            yield where, value, kind
+        elif isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                yield from walk((*where, i), item, kind)
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                yield from walk((*where, str(key)), item, kind)
+
+    for name, kind in path_fields(cls).items():
+        if values.get(name) is not None:
+            yield from walk((section, name), values[name], kind)
+
+
+def _check_outside(problems: _Problems, where: Path_, value: str, plan_dir: Path | None, kind: str,
+                   roots: Sequence[Path]) -> None:
+    """Report ``value`` at ``where`` when it leads outside ``roots`` (see :func:`tunewise.plugins.trust.outside_problem`)."""
+    from tunewise.plugins.trust import outside_problem, plan_path_target
+
+    try:
+        problem = outside_problem(value, plan_path_target(value, plan_dir, kind), roots)
+    except (ValueError, OSError, RuntimeError) as exc:  # NUL byte, name too long, ~unknown-user
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        problem = f"not a usable path ({reason}): {value[:80]!r}{'…' if len(value) > 80 else ''}"
+    if problem:
+        problems.add(where, problem)
+
+
 def resolve_data_path(item: str, base_dir: Path) -> Path:
     """A plan's data path made absolute: ``~`` expanded, relative ones joined to the plan's folder."""
     path = Path(item).expanduser()
     return path if path.is_absolute() else (base_dir / path).resolve()
 
 
-def load_plan(path: str | Path, *, allow_outside_paths: bool | None = None) -> Plan:
+def load_plan(path: str | Path, *, allow_outside_paths: bool | None = None, out: str | None = None) -> Plan:
     """Read and validate a plan file (see the module docstring for the schema and path policy).
 
-    Data must lie in the plan's folder or the working directory unless ``allow_outside_paths``
-    (default: the user's ``--allow-outside-paths`` opt-in, :func:`~tunewise.plugins.trust.outside_paths_allowed`).
+    Every path the plan names must lie in the plan's folder or the working directory unless
+    ``allow_outside_paths`` (default: the user's ``--allow-outside-paths`` opt-in,
+    :func:`~tunewise.plugins.trust.outside_paths_allowed`). ``out``: the user's ``--out``, used as is.
     """
     file = Path(path).expanduser()
     if not file.is_file():
@@ -357,7 +418,7 @@ def load_plan(path: str | Path, *, allow_outside_paths: bool | None = None) -> P
 
         allow_outside_paths = outside_paths_allowed()
     roots = None if allow_outside_paths else (file.resolve().parent, Path.cwd())
-    return parse_plan(text, source=str(file), base_dir=file.resolve().parent, roots=roots)
+    return parse_plan(text, source=str(file), base_dir=file.resolve().parent, roots=roots, out=out)
 
 
 def plan_to_yaml(plan: Plan) -> str:

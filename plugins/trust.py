@@ -8,7 +8,8 @@ message saying what was found and how to opt in when the user really means it:
 
 - remote code: ``tunewise run --trust-remote-code`` (sets :data:`REMOTE_CODE_ENV` for the run and
   the processes it starts); only then is ``trust_remote_code=True`` handed to transformers.
-- plan data outside the plan's folder and the working directory: ``--allow-outside-paths``
+- any path a plan names (data, model folder, output_dir, every config setting marked with
+  :data:`PATH_MARKER`) outside the plan's folder and the working directory: ``--allow-outside-paths``
   (:data:`OUTSIDE_PATHS_ENV`).
 
 Neither opt-in can come from a plan file: a plan is itself material from someone else.
@@ -17,6 +18,7 @@ Everything here reads small JSON files only (no torch).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -63,7 +65,7 @@ def remote_code_allowed() -> bool:
 
 
 def outside_paths_allowed() -> bool:
-    """Whether the user opted in to plan data outside the plan's folder and the working directory."""
+    """Whether the user opted in to plan paths outside the plan's folder and the working directory."""
     return _flag(OUTSIDE_PATHS_ENV)
 
 
@@ -185,14 +187,84 @@ def check_model_folder(folder: Path, *, need_weights: bool = False) -> bool:
         f"({REMOTE_CODE_ENV}=1 for the other commands)")
 
 
+PATH_MARKER = "path"
+"""Dataclass field ``metadata`` key that marks a plan setting naming a file or folder: ``"read"`` (a file
+or folder tunewise reads) or ``"write"`` (one it creates, writes or deletes). Plan loading checks every
+marked field of ``config:`` and ``training:`` with the same rule as ``data:``."""
+
+
+def path_fields(cls: type | None) -> dict[str, str]:
+    """``{field: "read" | "write"}`` for the fields of dataclass ``cls`` marked with :data:`PATH_MARKER`.
+
+    Any true marker other than ``"write"`` counts as ``"read"``: a misspelt kind still gets checked.
+    """
+    if cls is None or not dataclasses.is_dataclass(cls):
+        return {}
+    return {f.name: "write" if f.metadata.get(PATH_MARKER) == "write" else "read"
+            for f in dataclasses.fields(cls) if f.metadata.get(PATH_MARKER)}
+
+
+def plan_path_target(value: str, plan_dir: Path | None, kind: str = "read") -> Path:
+    """Where a path from a plan's settings leads: ``~`` expanded; a relative *read* path beside the plan
+    when it exists there, else (and every relative *write* path) in the working directory, like ``output_dir``.
+    """
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return path
+    if kind != "write" and plan_dir is not None:
+        beside = Path(plan_dir) / path
+        if beside.exists():
+            return beside
+    return Path.cwd() / path
+
+
+def plan_roots(plan_dir: Path | str | None) -> tuple[Path, ...]:
+    """The folders a plan may name paths in: its own folder (when it has one) and the working directory."""
+    return (Path(plan_dir), Path.cwd()) if plan_dir is not None else (Path.cwd(),)
+
+
+def outside_problem(value: str, target: Path | str, roots: Sequence[Path]) -> str | None:
+    """Why ``target`` (where the plan's ``value`` leads) lies outside every root, or None when it is inside.
+
+    Judged on the name (``~`` expanded, ``..`` folded) *and* on where it really leads (links followed,
+    also for paths that do not exist yet): a copied or cloned folder can carry a link such as
+    ``data.jsonl -> ~/.ssh/id_rsa``. Raises ``ValueError`` for names the system cannot use (NUL byte).
+    """
+    name = _absolute(target)
+    real = Path(os.path.realpath(Path(target).expanduser()))  # unfolded: the system resolves a link before its ..
+    named_inside = any(is_inside(name, root) for root in roots)
+    if named_inside and any(is_inside(real, root) for root in roots):
+        return None
+    shown = " and ".join(str(_absolute(root)) for root in roots)
+    via = f" (a link to {real})" if named_inside else ""
+    return (f"{value}{via} is outside {shown}; a plan may name files and folders only in its own folder or the "
+            "working directory unless you run it with --allow-outside-paths (a plan from someone else must not "
+            "make tunewise read, quote, overwrite or delete your other files)")
+
+
+def confine_plan_path(value: str, plan_source: str | None, *, field: str = "", kind: str = "read") -> Path:
+    """:func:`plan_path_target` of a plan setting, refused outside the plan's folder and the working directory
+    unless the user opted in with ``--allow-outside-paths`` (:func:`outside_paths_allowed`).
+
+    The runtime twin of the check plan loading does, for plans built in code and settings a plugin never marked.
+    """
+    plan_dir = Path(plan_source).expanduser().resolve().parent if plan_source else None
+    where = ", ".join(part for part in (plan_source or "", f"config.{field}" if field else "") if part) or "plan"
+    try:
+        target = plan_path_target(value, plan_dir, kind)
+        problem = None if outside_paths_allowed() else outside_problem(value, target, plan_roots(plan_dir))
+    except (ValueError, OSError, RuntimeError) as exc:  # NUL byte, name too long, ~unknown-user
+        raise UntrustedArtifactError(f"{where}: not a usable path ({exc}): {value[:80]!r}") from None
+    if problem:
+        raise UntrustedArtifactError(f"{where}: {problem}")
+    return target
+
+
 def check_plan_paths(paths: Sequence[str], base_dir: Path, roots: Sequence[Path]) -> list[tuple[int, str]]:
-    """(index, problem) for each plan path (relative ones start at ``base_dir``) outside every root."""
+    """(index, problem) for each plan data path (relative ones start at ``base_dir``) outside every root."""
     problems = []
-    shown = " and ".join(str(_absolute(r)) for r in roots)
     for i, item in enumerate(paths):
-        joined = Path(base_dir) / Path(item).expanduser()
-        if not any(is_inside(joined, root) for root in roots):
-            problems.append((i, f"{item} is outside {shown}; a plan reads data only from its own folder or the "
-                                "working directory unless you run it with --allow-outside-paths (a plan from "
-                                "someone else must not make tunewise read, train on and quote your other files)"))
+        problem = outside_problem(item, Path(base_dir) / Path(item).expanduser(), roots)
+        if problem:
+            problems.append((i, problem))
     return problems

@@ -198,14 +198,18 @@ class Plan:
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(self)
 
-    def config_path(self, value: str) -> Path:
-        """A path from the method config: a relative one is taken beside the plan file when it exists there."""
-        path = Path(value).expanduser()
-        if not path.is_absolute() and self.source:
-            beside = Path(self.source).expanduser().resolve().parent / path
-            if beside.exists():
-                return beside
-        return path
+    def config_path(self, value: str, field: str = "", *, kind: str = "read") -> Path:
+        """Where a path from the method config leads; the one way method code should open such a path.
+
+        ``~`` is expanded; a relative ``kind="read"`` path is taken beside the plan file when it exists there,
+        else (and a relative ``kind="write"`` path always) in the working directory. Outside the plan's folder
+        and the working directory it is refused (:class:`~tunewise.plugins.trust.UntrustedArtifactError`,
+        naming ``config.<field>``) unless the user ran with ``--allow-outside-paths``: a plan from someone
+        else must not pick the user's files, even through a setting plan loading did not know was a path.
+        """
+        from tunewise.plugins.trust import confine_plan_path
+
+        return confine_plan_path(value, self.source, field=field, kind=kind)
 
 
 @dataclass(frozen=True)

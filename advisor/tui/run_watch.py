@@ -183,23 +183,26 @@ def run_command(plan_path: Path, out_dir: Path, *, resume: bool = False) -> list
     command = ["tunewise", "run", str(plan_path), "--out", str(out_dir)]
     if resume:
         command.append("--resume")
-    if _data_outside(plan_path):
-        command.append("--allow-outside-paths")  # the user chose that data in the app; the flag shows it
+    if _names_outside_paths(plan_path, out_dir):
+        command.append("--allow-outside-paths")  # the user chose those paths in the app; the flag shows it
     return command
 
 
-def _data_outside(plan_path: Path) -> bool:
-    """Whether a plan names data outside its folder and the working directory (see tunewise.plugins.trust)."""
-    from tunewise.advisor.plans import load_plan
+def _names_outside_paths(plan_path: Path, out_dir: Path) -> bool:
+    """Whether ``tunewise run PLAN --out OUT_DIR`` needs ``--allow-outside-paths``: the plan loads with the
+    opt-in and not without it (the very rule the run applies to every path: data, model, config files)."""
+    from tunewise.advisor.plans import PlanError, load_plan
     from tunewise.plugins.errors import TunewiseError
-    from tunewise.plugins.trust import check_plan_paths
 
     try:
-        plan = load_plan(plan_path, allow_outside_paths=True)
+        load_plan(plan_path, allow_outside_paths=True, out=str(out_dir))
     except (TunewiseError, OSError):
         return False  # no plan yet, or one the run will refuse with its own message
-    folder = Path(plan_path).resolve().parent
-    return bool(check_plan_paths(list(plan.data), folder, (folder, Path.cwd())))
+    try:
+        load_plan(plan_path, allow_outside_paths=False, out=str(out_dir))
+    except PlanError:
+        return True
+    return False
 
 
 class RunHandle(Protocol):

@@ -13,7 +13,11 @@ SELECTIONS: tuple[str, ...] = get_args(Selection)
 
 @dataclass
 class InContextConfig:
-    """Which labeled examples go into each prompt, and how zero- and few-shot answers are compared."""
+    """Which labeled examples go into each prompt, and how zero- and few-shot answers are compared.
+
+    Fields marked ``"path"`` name files: plan loading confines them like ``data:`` and the run opens
+    them through :meth:`~tunewise.plugins.types.Plan.config_path`.
+    """
 
     selection: Selection = field(
         default="knn",
@@ -33,7 +37,8 @@ class InContextConfig:
     )
     eval_data: str | None = field(
         default=None,
-        metadata={"help": "held-out labeled file to evaluate on; None = hold out eval_fraction of the data"},
+        metadata={"help": "held-out labeled file to evaluate on; None = hold out eval_fraction of the data",
+                  "path": "read"},
     )
     eval_fraction: float = field(
         default=0.3, metadata={"help": "share of the data held out for evaluation when eval_data is None"}
@@ -47,7 +52,7 @@ class InContextConfig:
     embedding_model: str | None = field(
         default=None,
         metadata={"help": "sentence-transformers model for knn/mmr: a local folder, or None for the bundled "
-                          "all-MiniLM-L6-v2"},
+                          "all-MiniLM-L6-v2", "path": "read"},
     )
     max_new_tokens: int = field(default=12, metadata={"help": "longest generated answer, in model tokens"})
     seed: int = field(default=0, metadata={"help": "seed of the held-out split and of random selection"})

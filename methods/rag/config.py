@@ -13,16 +13,21 @@ SEARCH_MODES: tuple[str, ...] = get_args(SearchMode)
 
 @dataclass
 class RagConfig:
-    """How to index the plan's documents, retrieve from them and evaluate the answers."""
+    """How to index the plan's documents, retrieve from them and evaluate the answers.
+
+    Fields marked ``"path"`` name files: plan loading confines them like ``data:`` and the run opens
+    them through :meth:`~tunewise.plugins.types.Plan.config_path`.
+    """
 
     embedding_model: str | None = field(
         default=None,
-        metadata={"help": "sentence-transformers model: a local folder, or None for the bundled all-MiniLM-L6-v2"},
+        metadata={"help": "sentence-transformers model: a local folder, or None for the bundled all-MiniLM-L6-v2",
+                  "path": "read"},
     )
     index_dir: str | None = field(
         default=None,
         metadata={"help": "where the index lives; None = <output_dir>/index. An existing index is updated "
-                          "incrementally (only new or changed files are embedded)"},
+                          "incrementally (only new or changed files are embedded)", "path": "write"},
     )
     chunk_tokens: int = field(
         default=200, metadata={"help": "chunk length in embedding-model tokens (MiniLM reads at most 256)"}
@@ -38,7 +43,7 @@ class RagConfig:
     questions: str | None = field(
         default=None,
         metadata={"help": "jsonl of {question, source, answer} to evaluate retrieval and answers; "
-                          "None = index only"},
+                          "None = index only", "path": "read"},
     )
     recall_at: tuple[int, ...] = field(
         default=(1, 3, 5, 10), metadata={"help": "cut-offs k for recall@k in the report"}

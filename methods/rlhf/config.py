@@ -48,7 +48,11 @@ DEFAULT_POLICY_LR = {("grpo", False): 1e-5, ("rloo", False): 1e-5, ("dpo", False
 
 @dataclass(frozen=True)
 class RlhfConfig:
-    """How to run RLHF (reward model + GRPO/RLOO) or DPO from preference pairs."""
+    """How to run RLHF (reward model + GRPO/RLOO) or DPO from preference pairs.
+
+    Fields marked ``"path"`` name files: plan loading confines them like ``data:`` and the run opens
+    them through :meth:`~tunewise.plugins.types.Plan.config_path`.
+    """
 
     training_settings: ClassVar[type] = TrainingSettings
     """The class of the plan's ``training:`` block (read by plan validation)."""
@@ -68,12 +72,12 @@ class RlhfConfig:
     prompts: str | None = field(
         default=None,
         metadata={"help": "prompts for policy optimisation (jsonl/json with 'prompt', or .txt one per line); "
-                          "relative to the plan's folder. None: the prompts of the training pairs"},
+                          "relative to the plan's folder. None: the prompts of the training pairs", "path": "read"},
     )
     eval_prompts: str | None = field(
         default=None,
         metadata={"help": "held-out prompts for the win rate, mean reward and KL; None: the prompts of the "
-                          "held-out pairs"},
+                          "held-out pairs", "path": "read"},
     )
     # -- SFT stage ---------------------------------------------------------------------------------
     sft: bool = field(
@@ -84,7 +88,7 @@ class RlhfConfig:
     sft_data: str | None = field(
         default=None,
         metadata={"help": "supervised data for the SFT stage (messages, instruction or prompt/completion "
-                          "rows); None: the chosen answers of the training pairs"},
+                          "rows); None: the chosen answers of the training pairs", "path": "read"},
     )
     sft_max_steps: int = field(default=20, metadata={"help": "optimizer steps of the SFT stage"})
     sft_learning_rate: float = field(default=2e-5, metadata={"help": "peak learning rate of the SFT stage"})
@@ -92,7 +96,7 @@ class RlhfConfig:
     reward_model_path: str | None = field(
         default=None,
         metadata={"help": "an already trained reward model (a folder with a one-label sequence classifier); "
-                          "skips training one. None: train it on the pairs"},
+                          "skips training one. None: train it on the pairs", "path": "read"},
     )
     reward_epochs: int = field(default=1, metadata={"help": "passes over the training pairs for the reward model"})
     reward_max_steps: int | None = field(
