@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("plan", help="plan file (YAML): method, model, data, config, training, output_dir")
-    parser.add_argument("--out", default=None, help="output folder (default: the plan's output_dir)")
+    parser.add_argument("--out", default=None,
+                        help="output folder (default: the plan's output_dir); yours to choose, so it may lie anywhere")
     parser.add_argument("--max-steps", type=int, default=None, help="stop after N optimizer steps (overrides the plan)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the last complete checkpoint in the output folder")
@@ -30,7 +31,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="allow a model whose config has auto_map to run the Python code shipped in its folder "
                              "(read that code first; refused otherwise)")
     parser.add_argument("--allow-outside-paths", action="store_true",
-                        help="allow plan data outside the plan's folder and the working directory")
+                        help="allow a plan to name paths (data, model, output_dir, config files) outside the "
+                             "plan's folder and the working directory")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -43,7 +45,7 @@ def main(args: argparse.Namespace) -> int:
         print("tunewise run: error: --max-steps must be at least 1", file=sys.stderr)
         return 2
     try:
-        plan = load_plan(args.plan)
+        plan = load_plan(args.plan, out=args.out)  # --out replaces the plan's output_dir unchecked
     except PlanError as exc:
         report_plan_error(str(exc), events_to_stdout=to_stdout)
         raise

@@ -41,7 +41,7 @@ def config_from_plan(plan: Plan) -> InContextConfig:
 
 def run(plan: Plan, events: EventSink) -> RunResult:
     import torch
-    from tunewise.methods.rag.embed import Embedder, resolve_embedding_model
+    from tunewise.methods.rag.embed import Embedder, is_bundled, resolve_embedding_model
     from tunewise.plugins.models import load_model, load_tokenizer
 
     started = time.perf_counter()
@@ -49,10 +49,14 @@ def run(plan: Plan, events: EventSink) -> RunResult:
     if not plan.data:
         raise TunewiseError(f"{plan.source or 'plan'}: data: name the labeled examples (jsonl, json, csv …)")
     out = Path(plan.output_dir).expanduser()
+    # Config paths go through Plan.config_path (confined to the plan's folder and the working directory).
+    eval_path = plan.config_path(config.eval_data, "eval_data") if config.eval_data else None
+    embedding_model = config.embedding_model if is_bundled(config.embedding_model) else \
+        str(plan.config_path(str(config.embedding_model), "embedding_model"))
     out.mkdir(parents=True, exist_ok=True)
     examples = [e for path in plan.data for e in load_examples(path)]
-    if config.eval_data:
-        pool, held_out = examples, load_examples(plan.config_path(config.eval_data))
+    if eval_path is not None:
+        pool, held_out = examples, load_examples(eval_path)
     else:
         pool, held_out = split_examples(examples, config.eval_fraction, config.seed)
     held_out = held_out[: config.max_eval]
@@ -74,7 +78,7 @@ def run(plan: Plan, events: EventSink) -> RunResult:
     pool_vectors = query_vectors = None
     if any(s in ("knn", "mmr") for s in strategies):
         events("log", level="info", message=f"embedding {len(pool)} pool and {len(held_out)} held-out inputs")
-        embedder = Embedder(resolve_embedding_model(config.embedding_model), device=device)
+        embedder = Embedder(resolve_embedding_model(embedding_model), device=device)
         pool_vectors = embedder.encode([e.query_text for e in pool])
         query_vectors = embedder.encode([e.query_text for e in held_out])
 

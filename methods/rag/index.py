@@ -115,10 +115,12 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     if not path.is_file():
         raise RagIndexError(f"{folder} is not a tunewise RAG index (no {MANIFEST}); create it with "
                             f"`tunewise rag index SOURCE --index {folder}`")
+    from tunewise.plugins.bounded_load import InputError, read_json
+
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise IndexCorruptError(f"{path} is not valid JSON ({exc}); the index is corrupted: "
+        manifest = read_json(path, what="an index manifest")
+    except InputError as exc:
+        raise IndexCorruptError(f"{path} is not valid JSON ({exc.problem}); the index is corrupted: "
                                 f"{_rebuild_hint(folder)}") from None
     required = ("format", "embedding_model", "chunking", "files", "next_id", "data_dir", "data_files")
     missing = [key for key in required if not isinstance(manifest, dict) or key not in manifest]
@@ -169,14 +171,18 @@ def _chunk_from_json(record: dict[str, Any]) -> Chunk:
 
 
 def _read_chunks(path: Path) -> dict[int, Chunk]:
+    from tunewise.plugins.bounded_load import InputError, load_json, read_lines
+
     chunks: dict[int, Chunk] = {}
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            try:
-                record = json.loads(line)
-                chunks[int(record["id"])] = _chunk_from_json(record)
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                raise IndexCorruptError(f"{path}:{number}: unreadable chunk record ({exc})") from None
+    for line in read_lines(path):
+        try:
+            if line.problem:
+                raise InputError(str(path), line.number, line.problem)
+            record = load_json(line.text, str(path), line.number)
+            chunks[int(record["id"])] = _chunk_from_json(record)
+        except (InputError, KeyError, TypeError, ValueError) as exc:
+            problem = exc.problem if isinstance(exc, InputError) else exc
+            raise IndexCorruptError(f"{path}:{line.number}: unreadable chunk record ({problem})") from None
     return chunks
 
 

@@ -110,7 +110,7 @@ def _device() -> str:
 
 def run(plan: Plan, events: EventSink) -> RunResult:
     from tunewise.methods.rag.answer import Answerer
-    from tunewise.methods.rag.embed import Embedder, resolve_embedding_model
+    from tunewise.methods.rag.embed import Embedder, is_bundled, resolve_embedding_model
     from tunewise.methods.rag.index import build_index
 
     started = time.perf_counter()
@@ -118,9 +118,14 @@ def run(plan: Plan, events: EventSink) -> RunResult:
     if not plan.data:
         raise TunewiseError(f"{plan.source or 'plan'}: data: name the documents to index (a folder or files)")
     out = Path(plan.output_dir).expanduser()
+    # Every path from the config goes through Plan.config_path (confined to the plan's folder and the
+    # working directory) before anything is written.
+    index_dir = plan.config_path(config.index_dir, "index_dir", kind="write") if config.index_dir else out / "index"
+    questions_path = plan.config_path(config.questions, "questions") if config.questions else None
+    embedding_model = config.embedding_model if is_bundled(config.embedding_model) else \
+        str(plan.config_path(str(config.embedding_model), "embedding_model"))
     out.mkdir(parents=True, exist_ok=True)
-    index_dir = Path(config.index_dir).expanduser() if config.index_dir else out / "index"
-    questions = load_questions(plan.config_path(config.questions)) if config.questions else []
+    questions = load_questions(questions_path) if questions_path else []
     device = _device()
     events("start", method="rag", total_steps=0, plan=plan.to_dict(), device=device,
            questions=len(questions), index=str(index_dir))
@@ -129,9 +134,9 @@ def run(plan: Plan, events: EventSink) -> RunResult:
 
     read_all(discover(plan.data))  # corpus problems (file:line) are reported before any model loads
     events("log", level="info", message=f"loading embedding model {config.embedding_model or 'all-MiniLM-L6-v2'}")
-    embedder = Embedder(resolve_embedding_model(config.embedding_model), device=device)
+    embedder = Embedder(resolve_embedding_model(embedding_model), device=device)
     index, update = build_index(
-        list(plan.data), index_dir, embedding_model=config.embedding_model, chunk_tokens=config.chunk_tokens,
+        list(plan.data), index_dir, embedding_model=embedding_model, chunk_tokens=config.chunk_tokens,
         overlap_tokens=config.overlap_tokens, batch_size=config.batch_size, embedder=embedder,
         progress=_progress_logger(events, "embedded chunks"),
         log=lambda message: events("log", level="info", message=message),

@@ -37,16 +37,14 @@ RUN_OUTPUTS = ("stages", IDENTITY_FILE, BEFORE_FILE, "report.md", "metrics.json"
 
 
 def _config_path(value: str | None, plan: Plan, name: str) -> Path | None:
-    """A path from the plan's config, relative to the plan's folder; it must exist."""
+    """A path from the plan's config (:meth:`Plan.config_path`: beside the plan, else in the working
+    directory, never outside both without --allow-outside-paths); it must exist."""
     if value is None:
         return None
-    path = Path(value).expanduser()
-    if not path.is_absolute():
-        base = Path(plan.source).resolve().parent if plan.source else Path.cwd()
-        path = (base / path).resolve()
+    path = plan.config_path(value, name)
     if not path.exists():
         raise DataError(f"config.{name}: {value} does not exist (resolved to {path})")
-    return path
+    return path.resolve()
 
 
 def _check_output(out: Path, plan: Plan, identity: dict[str, Any], events: EventSink) -> None:
