@@ -78,8 +78,7 @@ class AuditReport:
 
 def _tokenizer(model: str | None) -> tuple[Any, str, int | None]:
     """A ``tokenizers.Tokenizer`` from the model's tokenizer.json (None if absent), its label, its context."""
-    import json
-
+    from tunewise.plugins.bounded_load import read_json
     from tunewise.plugins.errors import ModelNotFoundError
     from tunewise.plugins.models import resolve_model
 
@@ -90,7 +89,8 @@ def _tokenizer(model: str | None) -> tuple[Any, str, int | None]:
     context = None
     config = ref.path / "config.json"
     if config.is_file():
-        context = json.loads(config.read_text()).get("max_position_embeddings")
+        values = read_json(config, what="a model config")  # a downloaded file: bounded, refused by file:line
+        context = values.get("max_position_embeddings") if isinstance(values, dict) else None
     file = ref.path / "tokenizer.json"
     if not file.is_file():
         return None, f"none (no tokenizer.json in {ref.path}); ~{CHARS_PER_TOKEN:g} characters per token", context

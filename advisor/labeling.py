@@ -77,46 +77,53 @@ def _prompt_from_object(obj: Any, where: str, index: int) -> LabelPrompt:
 
 def load_prompts(path: Path | str) -> list[LabelPrompt]:
     """The prompts to label, in file order; a bad row raises :class:`LabelingError` with ``file:line``."""
+    from tunewise.plugins import bounded_load as bounded
+
     path = Path(path)
     if not path.is_file():
         raise LabelingError(f"{path}: prompts file not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise LabelingError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     prompts: list[LabelPrompt] = []
     suffix = path.suffix.lower()
-    if suffix == ".jsonl":
-        for lineno, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise LabelingError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-            except RecursionError:
-                raise LabelingError(f"{path}:{lineno}: JSON nested too deeply to read") from None
-            prompts.append(_prompt_from_object(obj, f"{path}:{lineno}", len(prompts)))
-    elif suffix == ".json":
+    if suffix not in (".jsonl", ".json", ".txt", ".md", ""):
+        raise LabelingError(f"{path}: unknown prompts format {suffix!r}; use .jsonl, .json or .txt")
+    if suffix == ".json":
         try:
-            items = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise LabelingError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-        except RecursionError:
-            raise LabelingError(f"{path}: JSON nested too deeply to read") from None
+            raw = bounded.read_bytes(path, bounded.MAX_DATA_DOCUMENT_BYTES, "a .json prompts file")
+            items = bounded.load_json(raw.decode("utf-8-sig"), str(path))
+        except UnicodeDecodeError as exc:
+            line = raw.count(b"\n", 0, exc.start) + 1
+            raise LabelingError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x})") from None
+        except bounded.InputError as exc:
+            raise LabelingError(_json_problem(exc)) from None
         if not isinstance(items, list):
             raise LabelingError(f"{path}: expected a JSON list of prompts")
         for position, obj in enumerate(items):
             prompts.append(_prompt_from_object(obj, f"{path}: item {position}", len(prompts)))
-    elif suffix in (".txt", ".md", ""):
-        for line in text.splitlines():
-            if line.strip():
-                prompts.append(LabelPrompt(len(prompts), line.strip()))
-    else:
-        raise LabelingError(f"{path}: unknown prompts format {suffix!r}; use .jsonl, .json or .txt")
+    for line in bounded.read_lines(path) if suffix != ".json" else ():  # bounded lines, split on "\n" only
+        where = f"{path}:{line.number}"
+        if line.problem:
+            raise LabelingError(f"{where}: {line.problem}")
+        if not line.text.strip():
+            continue
+        if suffix != ".jsonl":
+            prompts.append(LabelPrompt(len(prompts), line.text.strip()))
+            continue
+        try:
+            obj = bounded.load_json(line.text, str(path), line.number)
+        except bounded.InputError as exc:
+            raise LabelingError(_json_problem(exc)) from None
+        prompts.append(_prompt_from_object(obj, where, len(prompts)))
     if not prompts:
         raise LabelingError(f"{path}: no prompts found")
     return prompts
+
+
+def _json_problem(exc: Any) -> str:
+    """A bounded-loader error worded as this module words JSON syntax errors."""
+    if exc.detail is None:
+        return str(exc)
+    where = f"{exc.source}:{exc.line}" if exc.line else exc.source
+    return f"{where}: not valid JSON ({exc.detail})"
 
 
 def skipped_path(out: Path) -> Path:

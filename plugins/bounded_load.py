@@ -116,11 +116,13 @@ def read_json(path: str | Path, max_bytes: int = MAX_MANIFEST_BYTES, what: str =
 # -- JSON ------------------------------------------------------------------------------------------
 
 
-def load_json(text: str | bytes, source: str, line: int = 0, max_depth: int = MAX_DEPTH) -> Any:
+def load_json(text: str | bytes, source: str, line: int = 0, max_depth: int = MAX_DEPTH, *,
+              check_text: bool = True) -> Any:
     """The value of JSON ``text`` (one line of ``source`` when ``line`` is given, else the whole file).
 
-    Syntax errors, nesting deeper than ``max_depth``, over-long integers and lone surrogates are
-    :class:`InputError`s; a syntax error's line is ``line`` or, for a whole file, the parser's.
+    Syntax errors, nesting deeper than ``max_depth``, over-long integers and (unless not
+    ``check_text``, for callers that check record by record) lone surrogates are :class:`InputError`s;
+    a syntax error's line is ``line`` or, for a whole file, the parser's.
     """
     try:
         value = json.loads(text)
@@ -134,20 +136,20 @@ def load_json(text: str | bytes, source: str, line: int = 0, max_depth: int = MA
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     deep = text.count("[") + text.count("{") > max_depth  # cheap: only then can the nesting be too deep
-    if deep or _SURROGATE_ESCAPE.search(text):
-        problem = _value_problem(value, max_depth)
+    if deep or (check_text and _SURROGATE_ESCAPE.search(text)):
+        problem = _value_problem(value, max_depth, check_text)
         if problem:
             raise InputError(source, line, problem)
     return value
 
 
-def _value_problem(value: Any, max_depth: int) -> str | None:
+def _value_problem(value: Any, max_depth: int, check_text: bool = True) -> str | None:
     """Why a parsed value is refused (too deep, or a string no encoder accepts), else None."""
     stack: list[tuple[Any, int, str]] = [(value, 0, "")]
     while stack:
         item, depth, where = stack.pop()
         if isinstance(item, str):
-            if _SURROGATE.search(item):
+            if check_text and _SURROGATE.search(item):
                 return f"{where or 'value'}: {_UNENCODABLE}"
             continue
         if not isinstance(item, dict | list):
@@ -157,7 +159,7 @@ def _value_problem(value: Any, max_depth: int) -> str | None:
         if isinstance(item, dict):
             for key, child in item.items():
                 path = f"{where}.{key}" if where else str(key)
-                if _SURROGATE.search(key):
+                if check_text and _SURROGATE.search(key):
                     return f"{path!r}: a key holds {_UNENCODABLE}"
                 stack.append((child, depth + 1, path))
         else:

@@ -180,7 +180,7 @@ def _read_json(path: Path, problems: list[Problem]) -> list[Row]:
     if not text.strip():
         return []
     try:
-        value = load_json(text, file)
+        value = load_json(text, file, check_text=False)  # checked per record below, to name the record
     except InputError as exc:
         hint = " (one object per line? name the file .jsonl)" if "Extra data" in (exc.detail or "") else ""
         problems.append(Problem(file, exc.line, exc.problem + hint))
@@ -195,7 +195,7 @@ def _read_json(path: Path, problems: list[Problem]) -> list[Row]:
             problems.append(Problem(file, number, f"record {number} is a {type(record).__name__}, not an object"))
             continue
         rows.append(Row(record, file, number))
-    return rows
+    return _encodable(rows, problems)
 
 
 _JSON_COLUMNS = ("messages", "responses", "chosen", "rejected", "prompt")

@@ -45,25 +45,21 @@ def load_questions(path: str | Path) -> list[Question]:
     path = Path(path).expanduser()
     if not path.is_file():
         raise QuestionSetError(f"{path}: no such question file")
+    from tunewise.plugins.bounded_load import InputError, load_json, read_lines
+
     questions: list[Question] = []
     problems: list[str] = []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        line = path.read_bytes()[:exc.start].count(b"\n") + 1
-        raise QuestionSetError(f"{path}:{line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); save the file "
-                               "as UTF-8") from None
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
+    for line in read_lines(path):  # bounded lines; not UTF-8 or too long is named by line
+        where = f"{path}:{line.number}"
+        if line.problem:
+            problems.append(f"{where}: {line.problem}")
             continue
-        where = f"{path}:{number}"
+        if not line.text.strip():
+            continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.append(f"{where}: invalid JSON: {exc.msg}")
-            continue
-        except RecursionError:
-            problems.append(f"{where}: JSON nested too deeply to read")
+            record = load_json(line.text, str(path), line.number)
+        except InputError as exc:
+            problems.append(str(exc))
             continue
         if not isinstance(record, dict) or not isinstance(record.get("question"), str) or not record["question"].strip():
             problems.append(f"{where}: needs a non-empty string field 'question'")

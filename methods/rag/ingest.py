@@ -40,7 +40,8 @@ class SourceFile:
     path: Path
 
     def sha256(self) -> str:
-        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+        with self.path.open("rb") as fh:  # in blocks: a large document is never held whole for this
+            return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 @dataclass(frozen=True)
@@ -88,13 +89,15 @@ def discover(sources: Iterable[str | Path]) -> list[SourceFile]:
 
 
 def _decode(source: SourceFile) -> str:
-    raw = source.path.read_bytes()
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise IngestError(f"{source.path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); "
-                          "save the file as UTF-8") from None
+    """The file's text, read a bounded line at a time; the first bad line (not UTF-8, too long) is an error."""
+    from tunewise.plugins.bounded_load import read_lines
+
+    parts = []
+    for line in read_lines(source.path):
+        if line.problem:
+            raise IngestError(f"{source.path}:{line.number}: {line.problem}")
+        parts.append(line.text)
+    return "".join(parts)
 
 
 def _short(title: str) -> str:

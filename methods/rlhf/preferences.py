@@ -162,9 +162,16 @@ def load_prompts(path: str | Path) -> list[Prompt]:
         raise DataError(f"{path}: no such prompts file")
     prompts: list[Prompt] = []
     if path.suffix.lower() == ".txt":
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if line.strip():
-                prompts.append(Prompt((("user", line.strip()),), f"{path}:{number}"))
+        from tunewise.plugins.bounded_load import read_lines
+
+        bad = []
+        for line in read_lines(path):  # split on "\n" only, each line bounded: a prompt per line
+            if line.problem:
+                bad.append(f"{path}:{line.number}: {line.problem}")
+            elif line.text.strip():
+                prompts.append(Prompt((("user", line.text.strip()),), f"{path}:{line.number}"))
+        if bad:
+            raise DataError(f"{path}: {len(bad)} bad prompt line(s):\n  " + "\n  ".join(bad[:20]))
     else:
         problems = []
         for row in read_rows(path):
