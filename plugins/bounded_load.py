@@ -4,8 +4,8 @@ Plans, answers files, data sets, model folders and index manifests come from the
 whoever shared them. PyYAML and :mod:`json` read whatever they are given, so every read of such a
 file goes through this module, which refuses, with an :class:`InputError` naming ``file:line``:
 
-* a file over its size limit: at most limit + 1 bytes are read (``/dev/zero`` costs what a
-  small file does);
+* a file over its size limit: at most limit + 1 bytes are read; and anything but a regular file
+  (a FIFO would block, ``/dev/zero`` never ends) is refused before a byte is read;
 * a line over :data:`MAX_LINE_CHARS`: lines are read with a bounded ``readline`` and the rest of an
   over-long one is skipped in chunks, never held whole;
 * YAML whose aliases would expand to more than :data:`MAX_YAML_VALUES` values ("billion laughs"),
@@ -19,8 +19,12 @@ file goes through this module, which refuses, with an :class:`InputError` naming
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
 import re
+import stat
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -58,6 +62,9 @@ loaders walk the whole tree (for line numbers, duplicate keys, validation), so t
 MAX_DEPTH = 100
 """Nesting of lists and mappings, in YAML and JSON. Real files nest a few levels (a chat row: 4)."""
 
+MAX_SAFETENSORS_HEADER_BYTES = 100_000_000
+"""A safetensors file's JSON header: the safetensors library's own ``MAX_HEADER_SIZE``."""
+
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 """A JSON ``\\uD800``-``\\uDFFF`` escape: the only way JSON text decoded from UTF-8 yields a surrogate."""
@@ -87,9 +94,30 @@ def _size(n: int) -> str:
 # -- whole files -----------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def open_regular(path: str | Path) -> Iterator[io.BufferedReader]:
+    """``path`` opened for binary reading; a FIFO, device or socket is an :class:`InputError`, unopened.
+
+    ``O_NONBLOCK`` makes opening a FIFO return at once instead of waiting for a writer.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
+                    else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket")
+            raise InputError(str(path), 0, f"{kind}, not a regular file: refused unread")
+        fh = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with fh:
+        yield fh
+
+
 def read_bytes(path: str | Path, max_bytes: int, what: str = "file") -> bytes:
-    """The bytes of ``path``, reading at most ``max_bytes + 1``; a larger file is an :class:`InputError`."""
-    with open(path, "rb") as fh:
+    """The bytes of regular file ``path``, reading at most ``max_bytes + 1``; a larger file is an :class:`InputError`."""
+    with open_regular(path) as fh:
         raw = fh.read(max_bytes + 1)
     if len(raw) > max_bytes:
         hint = "; keep large data sets in .jsonl, read a line at a time" if max_bytes >= MAX_DATA_DOCUMENT_BYTES else ""
@@ -111,6 +139,29 @@ def read_json(path: str | Path, max_bytes: int = MAX_MANIFEST_BYTES, what: str =
         line = raw.count(b"\n", 0, exc.start) + 1
         raise InputError(str(path), line, f"not UTF-8 text (byte 0x{raw[exc.start]:02x})") from None
     return load_json(text, str(path))
+
+
+def read_safetensors_header(path: str | Path) -> dict[str, Any]:
+    """The JSON header of a safetensors file, its claimed length checked against the file and the
+    library's limit before anything is allocated for it."""
+    with open_regular(path) as fh:
+        size = os.fstat(fh.fileno()).st_size
+        head = fh.read(8)
+        length = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if length < 0 or length > size - 8:
+            raise InputError(str(path), 0, f"not a whole safetensors file ({size:,} bytes, header claims "
+                                           f"{max(length, 0):,}): truncated or damaged")
+        if length > MAX_SAFETENSORS_HEADER_BYTES:
+            raise InputError(str(path), 0, f"safetensors header of {length:,} bytes, more than the "
+                                           f"{MAX_SAFETENSORS_HEADER_BYTES:,} the format allows")
+        raw = fh.read(length)
+    try:
+        header = load_json(raw.decode("utf-8"), str(path))
+    except UnicodeDecodeError:
+        raise InputError(str(path), 0, "safetensors header is not UTF-8 text") from None
+    if not isinstance(header, dict):
+        raise InputError(str(path), 0, "safetensors header is not a JSON object")
+    return header
 
 
 # -- JSON ------------------------------------------------------------------------------------------
@@ -306,7 +357,8 @@ def read_lines(path: str | Path, max_chars: int = MAX_LINE_CHARS, newline: str =
     (``""`` for CSV, which splits on ``\\r`` too).
     """
     ends = ("\n", "\r") if newline == "" else ("\n",)
-    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline=newline) as fh:
+    with open_regular(path) as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape",
+                                                      newline=newline) as fh:
         number = 0
         while True:
             text = fh.readline(max_chars + 2)  # + the line break ("\r\n")

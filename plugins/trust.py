@@ -126,10 +126,14 @@ def _file_references(value: Any, key: str = "") -> Iterator[tuple[str, str]]:
 
 
 def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UntrustedArtifactError(f"{path}: unreadable JSON ({exc})") from None
+    from tunewise.plugins.bounded_load import InputError, read_json
+
+    try:  # bounded: size, nesting and text checked before _file_references walks it
+        return read_json(path, what="a model JSON file")
+    except InputError as exc:
+        raise UntrustedArtifactError(f"{path}: unreadable JSON ({exc.problem})") from None
+    except OSError as exc:
+        raise UntrustedArtifactError(f"{path}: unreadable JSON ({exc.strerror or exc})") from None
 
 
 def pickle_only_weights(folder: Path) -> list[str]:
