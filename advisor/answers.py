@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tunewise.plugins.errors import TunewiseError
+from tunewise.plugins.redaction import redacted_repr
 from tunewise.plugins.types import (
     EXPERTISE_LEVELS,
     GOALS,
@@ -110,10 +111,10 @@ def parse_count(value: Any) -> float:
     except OverflowError:  # an int with hundreds of digits
         number = math.inf
     if number is not None and not math.isfinite(number):
-        raise ValueError(f"must be a finite number, got {value!r}")
+        raise ValueError(f"must be a finite number, got {redacted_repr(value, 80)}")
     if number is not None:
         return number
-    raise ValueError(f"must be a number (e.g. 20000, 2e9, 500M), got {value!r}")
+    raise ValueError(f"must be a number (e.g. 20000, 2e9, 500M), got {redacted_repr(value, 80)}")
 
 
 def validate_value(spec: FieldSpec, value: Any) -> Any:
@@ -121,21 +122,21 @@ def validate_value(spec: FieldSpec, value: Any) -> Any:
     kind = spec.kind
     if kind == "bool":
         if not isinstance(value, bool):
-            raise ValueError(f"must be true or false, got {value!r}")
+            raise ValueError(f"must be true or false, got {redacted_repr(value, 80)}")
         return value
     if kind in ("text",):
         if not isinstance(value, str):
-            raise ValueError(f"must be text, got {value!r}")
+            raise ValueError(f"must be text, got {redacted_repr(value, 80)}")
         return value.strip()
     if kind in ("optional_text", "path"):
         if value is None or (isinstance(value, str) and not value.strip()):
             return None
         if not isinstance(value, str):
-            raise ValueError(f"must be text or null, got {value!r}")
+            raise ValueError(f"must be text or null, got {redacted_repr(value, 80)}")
         return value.strip()
     if kind == "choice":
         if not isinstance(value, str) or value.strip().lower() not in spec.choices:
-            raise ValueError(f"must be one of {', '.join(spec.choices)}, got {value!r}")
+            raise ValueError(f"must be one of {', '.join(spec.choices)}, got {redacted_repr(value, 80)}")
         return value.strip().lower()
     if kind == "multi":
         items = [value] if isinstance(value, str) else value
@@ -144,7 +145,7 @@ def validate_value(spec: FieldSpec, value: Any) -> Any:
         out: list[str] = []
         for item in items:
             if not isinstance(item, str) or item.strip().lower() not in spec.choices:
-                raise ValueError(f"{item!r} is not one of {', '.join(spec.choices)}")
+                raise ValueError(f"{redacted_repr(item, 80)} is not one of {', '.join(spec.choices)}")
             if item.strip().lower() not in out:
                 out.append(item.strip().lower())
         return tuple(out)
@@ -152,14 +153,14 @@ def validate_value(spec: FieldSpec, value: Any) -> Any:
     if kind == "count":
         number = parse_count(value)
         if number != int(number):
-            raise ValueError(f"must be a whole number, got {value!r}")
+            raise ValueError(f"must be a whole number, got {redacted_repr(value, 80)}")
     elif kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"must be a whole number, got {value!r}")
+            raise ValueError(f"must be a whole number, got {redacted_repr(value, 80)}")
         number = value
     else:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"must be a number, got {value!r}")
+            raise ValueError(f"must be a number, got {redacted_repr(value, 80)}")
         number = float(value)
     if spec.minimum is not None:
         if spec.above_minimum and number <= spec.minimum:

@@ -6,6 +6,10 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tunewise.advisor.console_guard import ConsoleGuard
 
 COMMANDS: dict[str, str] = {
     "plugins": "list plugins, their methods and hooks, and plugin failures",
@@ -21,6 +25,9 @@ COMMANDS: dict[str, str] = {
     "export": "write a plan as a LLaMA-Factory or Axolotl config (same method, model, data, hyperparameters)",
 }
 """Subcommand -> one-line help; the code lives in ``tunewise.advisor.commands.<name>``."""
+DEBUG_ENV = "TUNEWISE_DEBUG"
+"""Set to 1 to see the traceback of an unexpected error (redacted like everything else)."""
+MESSAGE_LIMIT = 1000
 
 
 def _version() -> str:
@@ -57,7 +64,18 @@ def _chosen(argv: Sequence[str]) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tunewise`` console script."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    from tunewise.advisor.console_guard import ConsoleGuard
+
+    # Every command's console output is redacted like its files (advisor/console_guard.py); the
+    # TUI takes the terminal itself, so the guard comes off before it starts.
+    guard = ConsoleGuard.install()
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv), guard)
+    finally:
+        guard.remove()
+
+
+def _main(argv: list[str], guard: ConsoleGuard) -> int:
     if _chosen(argv) is None and any(t.split("=")[0] in ("--answers", "--run", "--label") for t in argv):
         argv.insert(0, "tui")  # `tunewise --answers FILE` opens the app like `tunewise tui --answers FILE`
     parser, sub = _parser()
@@ -80,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.strict_plugins:
         os.environ["TUNEWISE_STRICT_PLUGINS"] = "1"
+    if args.command in (None, "tui"):
+        guard.remove()
     if args.command is None:
         if "tui" in COMMANDS:
             module = importlib.import_module("tunewise.advisor.commands.tui")
@@ -87,15 +107,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     from tunewise.plugins.errors import TunewiseError
+    from tunewise.plugins.redaction import redact
 
     try:
         return int(args._module.main(args) or 0)
     except TunewiseError as exc:
-        print(f"tunewise {args.command}: error: {exc}", file=sys.stderr)
+        print(f"tunewise {args.command}: error: {redact(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"tunewise {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug, or a library error no check foresaw: one line, not a traceback
+        return _unexpected(args.command, exc)
+
+
+def _unexpected(command: str, exc: Exception) -> int:
+    """Print an unexpected error as one redacted line; ``TUNEWISE_DEBUG=1`` adds the (redacted) traceback.
+
+    A traceback can hold a secret anywhere (a local's repr, a URL with a token in a library's
+    message), so it is shown only when asked for.
+    """
+    import os
+
+    from tunewise.plugins.redaction import redact
+
+    if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+        import traceback
+
+        print(redact("".join(traceback.format_exception(exc))), file=sys.stderr, end="")
+    detail = " ".join(redact(str(exc)).split())
+    if len(detail) > MESSAGE_LIMIT:
+        detail = detail[:MESSAGE_LIMIT] + "…"
+    print(f"tunewise {command}: error: unexpected {type(exc).__name__}" + (f": {detail}" if detail else "")
+          + ("" if os.environ.get(DEBUG_ENV, "") not in ("", "0") else f" (set {DEBUG_ENV}=1 for the traceback)"),
+          file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

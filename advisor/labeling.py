@@ -10,12 +10,14 @@ Shared by the app's Preferences screen and ``tunewise label``; it knows nothing 
   Ctrl-C loses nothing. The output holds only preference pairs
   (``prompt``/``chosen``/``rejected``, the format trl's DPO and reward trainers read); skipped
   prompts go to a sidecar ``<name>.skipped.jsonl`` so that a restart does not ask them again.
-- Reopening the same output resumes at the first prompt with no decision; :meth:`undo` removes the
-  latest decision (truncating its file back to where that line began).
+- Reopening the same output resumes at the first prompt with no decision (decisions are matched to
+  prompts by :func:`prompt_key`, since the stored text has secrets redacted); :meth:`undo` removes
+  the latest decision (truncating its file back to where that line began).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -56,6 +58,17 @@ class Decision:
     offset: int
     time: float
     candidates: tuple[str, str] | None
+    key: str = ""
+    """:func:`prompt_key` of the prompt as the prompts file has it (the stored text may be redacted)."""
+
+
+def prompt_key(prompt: str) -> str:
+    """What a decision is matched to its prompt by: a hash of the prompt's own text.
+
+    The stored ``prompt`` has secrets redacted, so it can differ from the prompts file's text; the
+    hash (``prompt_sha256`` in each line) does not, and reveals nothing.
+    """
+    return hashlib.sha256(prompt.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _prompt_from_object(obj: Any, where: str, index: int) -> LabelPrompt:
@@ -151,7 +164,9 @@ def _read_decisions(path: Path, kind: str) -> list[Decision]:
             raise LabelingError(f"{path}:{lineno}: expected an object with a 'prompt' field")
         pair = entry.get("candidates")
         candidates = (pair[0], pair[1]) if isinstance(pair, list) and len(pair) == 2 else None
-        decisions.append(Decision(entry["prompt"], kind, path, offset, float(entry.get("time", 0)), candidates))
+        key = entry.get("prompt_sha256")
+        key = key if isinstance(key, str) and key else prompt_key(entry["prompt"])  # files written before the hash
+        decisions.append(Decision(entry["prompt"], kind, path, offset, float(entry.get("time", 0)), candidates, key))
         offset += len(raw)
     return decisions
 
@@ -175,7 +190,7 @@ class LabelingSession:
         )
         for decision in self.decisions:
             if decision.candidates:
-                self._cache[decision.prompt] = decision.candidates
+                self._cache[decision.key] = decision.candidates
 
     @classmethod
     def open(cls, prompts_path: Path | str, out: Path | str, generate: Generate | None = None,
@@ -185,7 +200,7 @@ class LabelingSession:
     # -- progress ----------------------------------------------------------------------------
 
     def _handled(self) -> set[str]:
-        return {d.prompt for d in self.decisions}
+        return {d.key for d in self.decisions}
 
     @property
     def chosen_count(self) -> int:
@@ -201,7 +216,7 @@ class LabelingSession:
 
     def pending(self) -> list[LabelPrompt]:
         handled = self._handled()
-        return [p for p in self.prompts if p.prompt not in handled]
+        return [p for p in self.prompts if prompt_key(p.prompt) not in handled]
 
     def next_prompt(self) -> LabelPrompt | None:
         """The first prompt without a decision, or None when all are done."""
@@ -216,7 +231,7 @@ class LabelingSession:
         # a prefetch) waits and then finds the pair cached instead of generating it again.
         with self._generating:
             with self._lock:
-                cached = prompt.candidates or self._cache.get(prompt.prompt)
+                cached = prompt.candidates or self._cache.get(prompt_key(prompt.prompt))
             if cached:
                 return cached
             if self.generate is None:
@@ -224,7 +239,7 @@ class LabelingSession:
                                     "to generate them")
             pair = self.generate(prompt.prompt)
             with self._lock:
-                self._cache[prompt.prompt] = pair
+                self._cache[prompt_key(prompt.prompt)] = pair
             return pair
 
     # -- decisions ---------------------------------------------------------------------------
@@ -237,12 +252,12 @@ class LabelingSession:
             stream.write(line)
             stream.flush()
             os.fsync(stream.fileno())
-        decision = Decision(entry["prompt"], kind, path, offset, entry["time"], pair)
+        decision = Decision(entry["prompt"], kind, path, offset, entry["time"], pair, entry["prompt_sha256"])
         self.decisions.append(decision)
         return decision
 
     def _check_pending(self, prompt: LabelPrompt) -> None:
-        if prompt.prompt in self._handled():
+        if prompt_key(prompt.prompt) in self._handled():
             raise LabelingError(f"prompt {prompt.index + 1} already has a decision; undo it first")
 
     def choose(self, prompt: LabelPrompt, preferred: int) -> Decision:
@@ -253,6 +268,7 @@ class LabelingSession:
         pair = self.candidates(prompt)
         entry = {
             "prompt": prompt.prompt,
+            "prompt_sha256": prompt_key(prompt.prompt),
             "chosen": pair[preferred],
             "rejected": pair[1 - preferred],
             "candidates": list(pair),
@@ -267,8 +283,9 @@ class LabelingSession:
         """Record that the person passed on ``prompt`` (neither answer, or cannot judge)."""
         self._check_pending(prompt)
         with self._lock:
-            pair = prompt.candidates or self._cache.get(prompt.prompt)
-        entry = {"prompt": prompt.prompt, "index": prompt.index, "candidates": list(pair) if pair else None,
+            pair = prompt.candidates or self._cache.get(prompt_key(prompt.prompt))
+        entry = {"prompt": prompt.prompt, "prompt_sha256": prompt_key(prompt.prompt), "index": prompt.index,
+                 "candidates": list(pair) if pair else None,
                  "labeler": self.labeler, "time": round(time.time(), 6)}
         return self._append(self.skipped_out, entry, "skip", pair)
 
@@ -282,7 +299,7 @@ class LabelingSession:
             stream.flush()
             os.fsync(stream.fileno())
         for prompt in self.prompts:
-            if prompt.prompt == last.prompt:
+            if prompt_key(prompt.prompt) == last.key:
                 return prompt
         return LabelPrompt(-1, last.prompt, last.candidates)
 

@@ -40,6 +40,7 @@ from typing import Any
 
 import yaml
 from tunewise.plugins.errors import TunewiseError
+from tunewise.plugins.redaction import redacted_repr
 from tunewise.plugins.types import Plan
 
 TOP_LEVEL = ("method", "model", "data", "output_dir", "config", "training", "distributed")
@@ -148,7 +149,7 @@ def coerce(value: Any, annotation: Any) -> Any:
         allowed = typing.get_args(annotation)
         if value in allowed:
             return value
-        raise ValueError(f"must be one of {', '.join(str(a) for a in allowed)}, got {value!r}")
+        raise ValueError(f"must be one of {', '.join(str(a) for a in allowed)}, got {redacted_repr(value, 80)}")
     if origin in (tuple, list) or annotation in (tuple, list):
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list):
@@ -160,11 +161,11 @@ def coerce(value: Any, annotation: Any) -> Any:
     if annotation is bool:
         if isinstance(value, bool):
             return value
-        raise ValueError(f"must be true or false, got {value!r}")
+        raise ValueError(f"must be true or false, got {redacted_repr(value, 80)}")
     if annotation is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise ValueError(f"must be a whole number, got {value!r}")
+        raise ValueError(f"must be a whole number, got {redacted_repr(value, 80)}")
     if annotation is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
@@ -173,11 +174,11 @@ def coerce(value: Any, annotation: Any) -> Any:
                 return float(value)
             except ValueError:
                 pass
-        raise ValueError(f"must be a number, got {value!r}")
+        raise ValueError(f"must be a number, got {redacted_repr(value, 80)}")
     if annotation is str:
         if isinstance(value, str):
             return value
-        raise ValueError(f"must be text, got {value!r}")
+        raise ValueError(f"must be text, got {redacted_repr(value, 80)}")
     return value
 
 
@@ -273,11 +274,11 @@ def parse_plan(text: str, source: str = "plan.yaml", base_dir: Path | None = Non
         except KeyError:
             from tunewise.plugins.manager import get_host
 
-            problems.add(("method",), f"unknown method {method!r}; registered: {', '.join(sorted(get_host().methods))}")
+            problems.add(("method",), f"unknown method {redacted_repr(method, 80)}; registered: {', '.join(sorted(get_host().methods))}")
 
     model = data.get("model")
     if model is not None and not isinstance(model, str):
-        problems.add(("model",), f"must be a local model folder, a cached hub id or null, got {model!r}")
+        problems.add(("model",), f"must be a local model folder, a cached hub id or null, got {redacted_repr(model, 80)}")
     elif model is not None and roots is not None:
         # A hub id ("org/name") is a plain relative name, inside the working directory unless a folder of
         # that name is there, which resolve_model would then load: judged like any other local folder.
@@ -295,14 +296,14 @@ def parse_plan(text: str, source: str = "plan.yaml", base_dir: Path | None = Non
         for i, item in enumerate(items):
             where: Path_ = ("data",) if isinstance(raw_data, str) else ("data", i)
             if not isinstance(item, str) or not item.strip():
-                problems.add(where, f"must be a path, got {item!r}")
+                problems.add(where, f"must be a path, got {redacted_repr(item, 80)}")
                 continue
             try:
                 resolved = resolve_data_path(item, base_dir)
                 exists = resolved.exists()
             except (ValueError, OSError, RuntimeError) as exc:  # NUL byte, name too long, ~unknown-user
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-                problems.add(where, f"not a usable path ({reason}): {item[:80]!r}{'…' if len(item) > 80 else ''}")
+                problems.add(where, f"not a usable path ({reason}): {redacted_repr(item, 80)}")
                 continue
             if not exists:
                 problems.add(where, f"{item} does not exist (resolved to {resolved}; relative paths start at "
@@ -316,7 +317,7 @@ def parse_plan(text: str, source: str = "plan.yaml", base_dir: Path | None = Non
 
     output_dir = data.get("output_dir")
     if output_dir is not None and (not isinstance(output_dir, str) or not output_dir.strip()):
-        problems.add(("output_dir",), f"must be a folder path, got {output_dir!r}")
+        problems.add(("output_dir",), f"must be a folder path, got {redacted_repr(output_dir, 80)}")
         output_dir = None
     if out is not None:
         output_dir = out

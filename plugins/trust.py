@@ -27,6 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from tunewise.plugins.errors import TunewiseError
+from tunewise.plugins.model_files import ModelDir, check_model_files, model_tree
+from tunewise.plugins.pickles import covered, pickle_kind
+from tunewise.plugins.redaction import redacted_repr
 
 REMOTE_CODE_ENV = "TUNEWISE_TRUST_REMOTE_CODE"
 OUTSIDE_PATHS_ENV = "TUNEWISE_ALLOW_OUTSIDE_PATHS"
@@ -258,7 +261,7 @@ def confine_plan_path(value: str, plan_source: str | None, *, field: str = "", k
         target = plan_path_target(value, plan_dir, kind)
         problem = None if outside_paths_allowed() else outside_problem(value, target, plan_roots(plan_dir))
     except (ValueError, OSError, RuntimeError) as exc:  # NUL byte, name too long, ~unknown-user
-        raise UntrustedArtifactError(f"{where}: not a usable path ({exc}): {value[:80]!r}") from None
+        raise UntrustedArtifactError(f"{where}: not a usable path ({exc}): {redacted_repr(value, 80)}") from None
     if problem:
         raise UntrustedArtifactError(f"{where}: {problem}")
     return target

@@ -57,8 +57,9 @@ def test_redaction_reaches_escaped_and_nested_values() -> None:
     cleaned = redact_data(data, (secret,))
     assert secret not in json.dumps(cleaned, ensure_ascii=False) and secret not in json.dumps(cleaned)
     assert cleaned["a"][0] == f"x {REDACTED} y" and cleaned["n"] == 3
-    # A token shape is caught with no variable holding it.
-    assert redact("key hf_" + "a1" * 20 + " and sk-" + "Z9" * 12, ()) == f"key {REDACTED} and {REDACTED}"
+    # Only values are matched: a name merely shaped like a token (a data file, a model) is left alone.
+    shaped = "data sk-support-chats-train-v1.jsonl and model hf_" + "a1" * 20
+    assert redact(shaped, ()) == shaped and redact_data({shaped: [shaped]}, ()) == {shaped: [shaped]}
 
 
 def chat_plan(folder: Path, model: Path) -> Path:
@@ -76,7 +77,8 @@ def chat_plan(folder: Path, model: Path) -> Path:
 def test_training_run_writes_no_secret(tmp_path: Path, tiny_model_dir: Path) -> None:
     values = canaries()
     plan = chat_plan(tmp_path / "project", tiny_model_dir)
-    result = run_cli("run", str(plan), "--events", "-", "--quiet", env=environment(tmp_path, values), cwd=plan.parent)
+    result = run_cli("run", str(plan), "--events", "-", "--quiet", "--allow-outside-paths",  # the tiny model
+                     env=environment(tmp_path, values), cwd=plan.parent)
     assert result.returncode == 0, result.stderr[-3000:]
     out = plan.parent / "out"
     assert list((out / "checkpoints").glob("step-*")) and (out / "events.jsonl").is_file()
@@ -98,7 +100,8 @@ def test_secret_pasted_into_a_plan_is_redacted_everywhere(tmp_path: Path, tiny_m
     plan.write_text(f"method: in_context\nmodel: {tiny_model_dir}\ndata: d.jsonl\noutput_dir: {folder / 'out'}\n"
                     f"config: {{shots: 1, selection: random, eval_fraction: 0.34, max_new_tokens: 2, "
                     f"system_prompt: 'Answer in one word. API key {values['OPENAI_API_KEY']}'}}\n")
-    result = run_cli("run", str(plan), env=environment(tmp_path, values), cwd=folder)  # progress on stderr too
+    result = run_cli("run", str(plan), "--allow-outside-paths",  # the tiny model lives outside the project
+                     env=environment(tmp_path, values), cwd=folder)  # progress on stderr too
     assert result.returncode == 0, result.stderr[-3000:]
     assert not [name for name, value in values.items() if value in result.stdout + result.stderr]
     written = [p for p in (folder / "out").rglob("*") if p.is_file()]

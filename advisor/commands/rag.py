@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any
 
+from tunewise.plugins.redaction import redact
+
 MODES = ("dense", "bm25", "hybrid")
 
 
@@ -102,7 +104,7 @@ def _search(args: argparse.Namespace) -> int:
         print("no matching chunks")
     for rank, hit in enumerate(hits, start=1):
         print(f"{rank}. {hit.chunk.source} (chunk {hit.chunk.chunk_id}, score {hit.score:.4f})")
-        preview = " ".join(hit.chunk.text.split())
+        preview = redact(" ".join(hit.chunk.text.split()))  # before the cut, which would leave part of a secret
         print(f"   {preview[:300]}{'…' if len(preview) > 300 else ''}")
     return 0
 

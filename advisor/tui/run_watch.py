@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from tunewise.plugins.events import parse_event_line
-from tunewise.plugins.redaction import redact_data
+from tunewise.plugins.redaction import seal_data
 
 EVENTS_FILE = "events.jsonl"
 RUN_LOG_FILE = "tui-run.log"
@@ -251,7 +251,7 @@ class RunProcess:
             log.close()
         launch = {"plan": str(self.plan_path.resolve()), "out": str(self.out_dir.resolve()),
                   "command": self.command, "pid": self.process.pid}
-        (self.out_dir / LAUNCH_FILE).write_text(json.dumps(redact_data(launch), indent=2) + "\n", encoding="utf-8")
+        (self.out_dir / LAUNCH_FILE).write_text(json.dumps(seal_data(launch), indent=2) + "\n", encoding="utf-8")
 
     def poll(self) -> int | None:
         """The exit code once the process ended, else None."""

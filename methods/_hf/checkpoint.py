@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tunewise.plugins.redaction import redact, redact_data
+from tunewise.plugins.redaction import seal_data
 
 MARKER = "COMPLETE"
 _STEP_DIR = re.compile(r"^step-(\d{8})$")
@@ -167,7 +167,8 @@ class CheckpointStore:
             _save_tensors(weights, tmp / "weights.safetensors")
             _save_tensors(optimizer, tmp / "optimizer.safetensors")
             _save_tensors(rng, tmp / "rng.safetensors")
-            _write_text(tmp / "state.json", redact(json.dumps(redact_data({**state, "step": step}), indent=1, default=str)))
+            # Read back to resume: paths and names stay as they are (redaction would break the comparison).
+            _write_text(tmp / "state.json", json.dumps(seal_data({**state, "step": step}), indent=1, default=str))
             _write_text(tmp / MARKER, json.dumps({"step": step}) + "\n")
             _fsync_path(tmp)
             if final.exists():  # an incomplete folder of the same step from an older crash

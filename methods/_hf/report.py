@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunewise.plugins.redaction import redact
+from tunewise.plugins.redaction import redact, redact_data
 
 METRIC_LABELS = {
     "loss": "held-out loss",
@@ -145,7 +145,7 @@ def write_report(out: Path, summary: RunSummary, plots: Sequence[Path]) -> Path:
     if summary.generations:
         lines += ["## Sample answers", ""]
         sample = [(g["where"], g["prompt"][-200:], g["reference"][:200], g["before"][:200], g["after"][:200])
-                  for g in summary.generations[:5]]
+                  for g in redact_data(summary.generations[:5])]  # redacted before cut: no partial secret
         lines += [_table(sample, ("row", "prompt (end)", "reference", "base answer", "tuned answer")), ""]
     lines += ["## Data", ""]
     lines += [f"- files: {', '.join(summary.data_files)}", f"- shape: {summary.data_shape}"]

@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tunewise.plugins.redaction import redact
+
 _PACKAGES = {"tensorboard": "tensorboard", "mlflow": "mlflow"}
 
 
@@ -33,13 +35,13 @@ class TrackingSink:
                 from torch.utils.tensorboard import SummaryWriter
 
                 self._tb = SummaryWriter(log_dir=str(log_dir / "tensorboard"))
-                self._tb.add_text("params", "\n".join(f"{k}: {v}" for k, v in params.items()))
+                self._tb.add_text("params", "\n".join(f"{k}: {redact(str(v))}" for k, v in params.items()))
             elif name == "mlflow":
                 import mlflow
 
                 self._mlflow = mlflow
                 mlflow.start_run(run_name=log_dir.name)
-                mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+                mlflow.log_params({k: redact(str(v))[:500] for k, v in params.items()})  # redacted before cut
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

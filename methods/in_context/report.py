@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from tunewise.plugins.redaction import redact
+
 
 def render_report(*, summary: Mapping[str, Any], outcomes: Sequence[Any], chosen: str,
                   samples: Sequence[Mapping[str, Any]], wall_s: float) -> str:
@@ -24,7 +26,7 @@ def render_report(*, summary: Mapping[str, Any], outcomes: Sequence[Any], chosen
     if samples:
         lines += ["", "## Sample predictions", "", "| input | reference | zero-shot | few-shot |", "|---|---|---|---|"]
         for sample in samples:
-            cells = [str(sample[k]).replace("|", "\\|").replace("\n", " ")[:120]
+            cells = [redact(str(sample[k])).replace("|", "\\|").replace("\n", " ")[:120]  # redacted before cut
                      for k in ("input", "reference", "zero_shot", "few_shot")]
             lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"Wall time: {wall_s:.1f} s", ""]

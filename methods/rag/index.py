@@ -38,7 +38,6 @@ from tunewise.methods.rag.embed import (
 from tunewise.methods.rag.ingest import IngestError, SourceFile, discover, read_documents
 from tunewise.methods.rag.keyword_index import KeywordIndex
 from tunewise.plugins.errors import TunewiseError
-from tunewise.plugins.redaction import redact_data
 
 MANIFEST = "manifest.json"
 FORMAT = "tunewise-rag-index/1"
@@ -344,7 +343,9 @@ def _write_data(folder: Path, number: int, chunks: dict[int, Chunk], vectors: An
 def _commit(folder: Path, manifest: dict[str, Any]) -> None:
     """Replace the manifest atomically, then drop data folders it no longer names."""
     tmp = folder / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(redact_data(manifest), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    # Stored as it is: paths, hashes and settings that are compared on every open and update (an index
+    # is a copy of its documents, so it holds whatever they hold).
+    tmp.write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, folder / MANIFEST)
     for stale in folder.glob("data-*"):
         if stale.name != manifest["data_dir"]:

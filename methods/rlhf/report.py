@@ -139,7 +139,7 @@ def write_report(out: Path, summary: RlhfSummary, plots: Sequence[Path], samples
     if summary.generations:
         lines += ["## Answers side by side (held-out prompts)", ""]
         shown = [(g["prompt"], g["base"], g.get("base_reward"), g["tuned"], g.get("tuned_reward"))
-                 for g in summary.generations[:samples]]
+                 for g in redact_data(summary.generations[:samples])]  # redacted before cut: no partial secret
         lines += [*_table([(p[:160], b[:300], br, t[:300], tr) for p, b, br, t, tr in shown], ("prompt", "base answer", "reward", "tuned answer", "reward")), ""]
     lines += ["## Data", "", f"- files: {', '.join(summary.data_files)}"]
     lines += [f"- {k.replace('_', ' ')}: {v}" for k, v in summary.counts.items()] + [""]

@@ -28,7 +28,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from tunewise.plugins.data import DataError
-from tunewise.plugins.redaction import redact_data
+from tunewise.plugins.redaction import redact_data, seal_data
 from tunewise.plugins.types import EventSink, Plan, RunResult
 
 IDENTITY_FILE = "identity.json"
@@ -75,7 +75,7 @@ def _check_output(out: Path, plan: Plan, identity: dict[str, Any], events: Event
                                   "Pass --force to resume anyway, or use another --out.")
             events("log", level="warning", message="--force: resuming despite differences: " + "; ".join(differences))
     out.mkdir(parents=True, exist_ok=True)
-    (out / IDENTITY_FILE).write_text(json.dumps(redact_data(identity), indent=1), encoding="utf-8")
+    (out / IDENTITY_FILE).write_text(json.dumps(seal_data(identity), indent=1), encoding="utf-8")
 
 
 def _load_causal(path: Path, placement: Any, adapter: Path | None = None) -> Any:

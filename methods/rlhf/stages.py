@@ -30,7 +30,7 @@ from typing import Any
 from tunewise.methods._hf.device import Placement, peak_memory_gb
 from tunewise.methods._hf.settings import TrainingSettings
 from tunewise.plugins.errors import TunewiseError
-from tunewise.plugins.redaction import redact, redact_data
+from tunewise.plugins.redaction import seal_data
 from tunewise.plugins.types import EventSink
 
 STAGE_FILE = "stage.json"
@@ -89,8 +89,7 @@ class Stage:
         """Record the stage as finished (written atomically) and drop its now-needless checkpoints."""
         self.folder.mkdir(parents=True, exist_ok=True)
         tmp = self.folder / f".{STAGE_FILE}.tmp-{os.getpid()}"
-        tmp.write_text(redact(json.dumps(redact_data({"status": "completed", **result}), indent=1, default=str)),
-                       encoding="utf-8")
+        tmp.write_text(json.dumps(seal_data({"status": "completed", **result}), indent=1, default=str), encoding="utf-8")
         os.replace(tmp, self.folder / STAGE_FILE)
         shutil.rmtree(self.checkpoints, ignore_errors=True)
 
