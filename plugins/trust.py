@@ -27,8 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from tunewise.plugins.errors import TunewiseError
-from tunewise.plugins.model_files import ModelDir, check_model_files, model_tree
-from tunewise.plugins.pickles import covered, pickle_kind
 from tunewise.plugins.redaction import redacted_repr
 
 REMOTE_CODE_ENV = "TUNEWISE_TRUST_REMOTE_CODE"
