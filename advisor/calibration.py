@@ -84,10 +84,13 @@ def _read() -> dict[str, Any]:
     path = store_path()
     if not path.exists():
         return {"calibrations": {}, "machine": {}}
+    from tunewise.plugins.bounded_load import InputError, read_json
+
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CalibrationError(f"{path}: unreadable calibration store ({exc}); delete it and probe again") from exc
+        raw = read_json(path, what="a calibration store")
+    except (OSError, InputError) as exc:
+        reason = exc.problem if isinstance(exc, InputError) else exc
+        raise CalibrationError(f"{path}: unreadable calibration store ({reason}); delete it and probe again") from None
     if not isinstance(raw, dict):
         raise CalibrationError(f"{path}: expected a JSON object; delete it and probe again")
     raw.setdefault("calibrations", {})

@@ -72,13 +72,15 @@ class DecisionLog:
 
 def read_decisions(path: Path) -> list[dict[str, Any]]:
     """The records of one log, oldest first; a torn last line (crash mid-write) is skipped."""
+    from tunewise.plugins.bounded_load import InputError, load_json, read_lines
+
     records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
+    for line in read_lines(path):  # bounded: a log is read back, and may have been edited
+        if line.problem or not line.text.strip():
             continue
         try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
+            entry = load_json(line.text, str(path), line.number)
+        except InputError:
             continue
         if isinstance(entry, dict) and "kind" in entry:
             records.append(entry)

@@ -570,10 +570,14 @@ def write(export: Export, plan: Plan, config_path: Path) -> list[Path]:
         info_path = folder / "dataset_info.json"
         merged: dict[str, Any] = {}
         if info_path.is_file():
+            from tunewise.plugins.bounded_load import InputError, read_json
+
             try:
-                merged = json.loads(info_path.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as exc:
-                raise ExportError(f"{info_path}: not valid JSON ({exc}); move it away or fix it") from None
+                merged = read_json(info_path, what="a dataset_info.json")
+            except InputError as exc:
+                raise ExportError(f"{info_path}: not valid JSON ({exc.problem}); move it away or fix it") from None
+            if not isinstance(merged, dict):
+                raise ExportError(f"{info_path}: not a JSON object of datasets; move it away or fix it")
         merged.update(info)
         info_path.write_text(json.dumps(merged, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         written.append(info_path)
