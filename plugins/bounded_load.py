@@ -62,9 +62,6 @@ loaders walk the whole tree (for line numbers, duplicate keys, validation), so t
 MAX_DEPTH = 100
 """Nesting of lists and mappings, in YAML and JSON. Real files nest a few levels (a chat row: 4)."""
 
-MAX_SAFETENSORS_HEADER_BYTES = 100_000_000
-"""A safetensors file's JSON header: the safetensors library's own ``MAX_HEADER_SIZE``."""
-
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 """A JSON ``\\uD800``-``\\uDFFF`` escape: the only way JSON text decoded from UTF-8 yields a surrogate."""
@@ -139,29 +136,6 @@ def read_json(path: str | Path, max_bytes: int = MAX_MANIFEST_BYTES, what: str =
         line = raw.count(b"\n", 0, exc.start) + 1
         raise InputError(str(path), line, f"not UTF-8 text (byte 0x{raw[exc.start]:02x})") from None
     return load_json(text, str(path))
-
-
-def read_safetensors_header(path: str | Path) -> dict[str, Any]:
-    """The JSON header of a safetensors file, its claimed length checked against the file and the
-    library's limit before anything is allocated for it."""
-    with open_regular(path) as fh:
-        size = os.fstat(fh.fileno()).st_size
-        head = fh.read(8)
-        length = int.from_bytes(head, "little") if len(head) == 8 else -1
-        if length < 0 or length > size - 8:
-            raise InputError(str(path), 0, f"not a whole safetensors file ({size:,} bytes, header claims "
-                                           f"{max(length, 0):,}): truncated or damaged")
-        if length > MAX_SAFETENSORS_HEADER_BYTES:
-            raise InputError(str(path), 0, f"safetensors header of {length:,} bytes, more than the "
-                                           f"{MAX_SAFETENSORS_HEADER_BYTES:,} the format allows")
-        raw = fh.read(length)
-    try:
-        header = load_json(raw.decode("utf-8"), str(path))
-    except UnicodeDecodeError:
-        raise InputError(str(path), 0, "safetensors header is not UTF-8 text") from None
-    if not isinstance(header, dict):
-        raise InputError(str(path), 0, "safetensors header is not a JSON object")
-    return header
 
 
 # -- JSON ------------------------------------------------------------------------------------------

@@ -293,8 +293,8 @@ def _read_csv_records(path: Path, problems: list[Problem]) -> list[Row]:
                     record[key] = load_json(value, file, start)
                     continue
                 except InputError as exc:
-                    problems.append(Problem(file, start, f"column {key!r} looks like JSON but is not: "
-                                                         f"{exc.detail or exc.problem}"))
+                    problem = f"looks like JSON but is not: {exc.detail}" if exc.detail else exc.problem
+                    problems.append(Problem(file, start, f"column {key!r}: {problem}"))
             record[key] = value
         rows.append(Row(record, file, start))
     return rows

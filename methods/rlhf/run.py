@@ -130,6 +130,10 @@ def run(plan: Plan, events: EventSink) -> RunResult:
                         "stages/reward_model/model folder of an earlier run or another one-label classifier")
     policy_prompts = load_prompts(prompts_path) if prompts_path else unique_prompts(train_pairs)
     eval_prompts = (load_prompts(eval_path) if eval_path else unique_prompts(held_pairs))[: config.eval_max_prompts]
+    if sft_path is not None and config.sft:
+        from tunewise.methods.rlhf.sft import sft_rows
+
+        sft_rows(str(sft_path))  # its rows are checked now, before any model; the SFT stage reads it again
     notes: list[str] = []
     training_keys = {p.turns for p in policy_prompts}
     leaked = sum(p.turns in training_keys for p in eval_prompts)
