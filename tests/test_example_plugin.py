@@ -122,7 +122,7 @@ def test_run_by_tunewise_run(installed: list[Path], tiny_model_dir: Path, tmp_pa
         "config: {num_virtual_tokens: 8, init: random}\n"
         "training: {max_steps: 3, batch_size: 4, learning_rate: 0.1, generation_examples: 2}\n"
     )
-    result = run_cli("run", str(plan), "--quiet")
+    result = run_cli("run", str(plan), "--quiet", "--allow-outside-paths")  # the model and data live elsewhere
     assert result.returncode == 0, result.stderr
     events = [json.loads(line) for line in (tmp_path / "out" / "events.jsonl").read_text().splitlines()]
     assert [e["event"] for e in events][-1] == "end" and events[-1]["status"] == "completed"
@@ -132,7 +132,7 @@ def test_run_by_tunewise_run(installed: list[Path], tiny_model_dir: Path, tmp_pa
     assert (tmp_path / "out" / "adapter" / "adapter_model.safetensors").is_file()
     bad = tmp_path / "bad.yaml"
     bad.write_text(plan.read_text().replace("num_virtual_tokens: 8", "num_virtual_tokens: 0"))
-    refused = run_cli("run", str(bad), "--quiet")
+    refused = run_cli("run", str(bad), "--quiet", "--allow-outside-paths")
     assert refused.returncode == 1 and "config.num_virtual_tokens" in refused.stderr
 
 

@@ -64,10 +64,12 @@ def load_tensors(path: Path) -> dict:
 def test_two_processes_train_what_one_process_trains(tmp_path: Path, tiny_model_dir: Path, method: str,
                                                      strategy: str) -> None:
     single = write_plan(tmp_path / "single", method, tiny_model_dir, batch_size=4)
-    done = run_cli("run", str(single), "--out", str(tmp_path / "single" / "out"), "--quiet", timeout=600)
+    done = run_cli("run", str(single), "--out", str(tmp_path / "single" / "out"), "--quiet",
+                   "--allow-outside-paths", timeout=600)  # the tiny model lives outside the plan's folder
     assert done.returncode == 0, done.stderr[-3000:]
     multi = write_plan(tmp_path / "multi", method, tiny_model_dir, batch_size=2)
     done = run_cli("run", str(multi), "--out", str(tmp_path / "multi" / "out"), "--quiet", "--processes", "2",
+                   "--allow-outside-paths",
                    timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
 
@@ -107,7 +109,7 @@ def test_written_accelerate_config_is_one_accelerate_accepts(tmp_path: Path, tin
     from tunewise.plugins.parallelism import DistributedSettings
 
     plan = load_plan(write_plan(tmp_path, "full_finetune", tiny_model_dir, 2,
-                                f"distributed:\n  strategy: {strategy}\n  processes: 4\n"))
+                                f"distributed:\n  strategy: {strategy}\n  processes: 4\n"), allow_outside_paths=True)
     settings = DistributedSettings(**plan.distributed)
     path = write_accelerate_config(tmp_path / "out", accelerate_config(plan, settings, cuda=True,
                                                                        model_dir=tiny_model_dir))
@@ -128,7 +130,8 @@ def test_written_accelerate_config_is_one_accelerate_accepts(tmp_path: Path, tin
 
 def test_deepspeed_plan_is_refused_clearly_and_leaves_its_config(tmp_path: Path, tiny_model_dir: Path) -> None:
     plan = write_plan(tmp_path, "full_finetune", tiny_model_dir, 2, "distributed:\n  strategy: deepspeed_zero3\n")
-    done = run_cli("run", str(plan), "--out", str(tmp_path / "out"), "--processes", "2", "--quiet")
+    done = run_cli("run", str(plan), "--out", str(tmp_path / "out"), "--processes", "2", "--quiet",
+                   "--allow-outside-paths")  # the tiny model lives outside the plan's folder
     assert done.returncode != 0
     assert "deepspeed_zero3" in done.stderr and "fsdp" in done.stderr and "Traceback" not in done.stderr
     import yaml

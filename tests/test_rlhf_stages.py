@@ -201,7 +201,8 @@ def _events(out: Path) -> list[dict[str, Any]]:
 def test_run_cancelled_by_sigterm_then_resumed(tmp_path: Path, tiny_model_dir: Path) -> None:
     plan = _plan(tmp_path, tiny_model_dir)
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "tunewise.advisor.cli", "run", str(plan), "--quiet"]
+    command = [sys.executable, "-m", "tunewise.advisor.cli", "run", str(plan), "--quiet",
+               "--allow-outside-paths"]  # the tiny model lives outside the plan's folder
     proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
