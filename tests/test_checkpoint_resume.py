@@ -67,7 +67,8 @@ training:
 
 
 def tunewise(*args: str) -> list[str]:
-    return [sys.executable, "-m", "tunewise.advisor.cli", "run", *args, "--quiet"]
+    # --allow-outside-paths: the plans name the session's tiny model, which lives outside their folder.
+    return [sys.executable, "-m", "tunewise.advisor.cli", "run", *args, "--quiet", "--allow-outside-paths"]
 
 
 def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
