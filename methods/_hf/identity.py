@@ -28,9 +28,10 @@ def file_sha256(path: Path) -> str:
 
 
 def _safetensors_header(path: Path) -> bytes:
-    with open(path, "rb") as fh:
-        length = int.from_bytes(fh.read(8), "little")
-        return fh.read(length)
+    """The header JSON of a safetensors file, checked and read within bounds (a corrupt file is refused by name)."""
+    from tunewise.plugins.model_files import checked_safetensors
+
+    return checked_safetensors(path).raw
 
 
 def model_fingerprint(folder: Path) -> str:

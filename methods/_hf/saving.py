@@ -72,3 +72,4 @@ def save_merged(base_path: Path, adapter: Path, tokenizer: Any, folder: Path, dt
         tokenizer.save_pretrained(tmp)
 
     return save_atomically(folder, write)
+    check_model_folder(adapter)  # written by this run, but read back from disk: the same checks as any folder

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,11 +92,13 @@ def resolve_embedding_model(name: str | None = None) -> EmbeddingModelRef:
             f"embedding model {name!r} not found: it is neither {BUNDLED_MODEL} nor a local folder "
             f"(looked for {folder.resolve()}); tunewise never downloads models"
         )
-    if not (folder / "config.json").is_file():
+    if not os.path.lexists(folder / "config.json"):  # present but broken (a FIFO, a loop): the check names it
         raise EmbeddingModelError(f"{folder}: no config.json; point at a sentence-transformers model folder")
     from tunewise.plugins.trust import check_model_folder
 
-    check_model_folder(folder)  # pickle-only weights, unapproved auto_map, module paths out of the folder
+    # Before anything reads the folder (the fingerprint below hashes it): corrupt files, pickles a
+    # loader would read in any module folder, unapproved code, module paths out of the folder.
+    check_model_folder(folder)
     return EmbeddingModelRef(folder.resolve().name, folder.resolve(), model_fingerprint(folder.resolve()))
 
 
@@ -112,8 +115,9 @@ class Embedder:
         try:
             self.model = SentenceTransformer(str(ref.path), device=device, local_files_only=True,
                                              trust_remote_code=remote_code_allowed())
-        except (OSError, ValueError) as exc:
-            raise EmbeddingModelError(f"cannot load embedding model from {ref.path}: {exc}") from None
+        except Exception as exc:  # what the checks cannot see fails inside sentence-transformers: one message
+            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise EmbeddingModelError(f"cannot load embedding model from {ref.path}: {detail}") from None
         dimension = self.model.get_embedding_dimension()
         if not dimension:
             raise EmbeddingModelError(f"{ref.path}: the model does not report an embedding dimension")

@@ -88,6 +88,7 @@ def _load_causal(path: Path, placement: Any, adapter: Path | None = None) -> Any
     if adapter is not None:
         from peft import PeftModel
 
+        check_model_folder(adapter)  # an adapter folder falls back to adapter_model.bin (a pickle) too
         model = PeftModel.from_pretrained(model, adapter)
     return model.to(placement.device).eval()
 
@@ -128,6 +129,10 @@ def run(plan: Plan, events: EventSink) -> RunResult:
     if reward_given is not None and not (reward_given / "config.json").is_file():
         raise DataError(f"config.reward_model_path: {reward_given} has no config.json; point it at the "
                         "stages/reward_model/model folder of an earlier run or another one-label classifier")
+    if reward_given is not None:
+        from tunewise.plugins.trust import check_model_folder
+
+        check_model_folder(reward_given, need_weights=True)  # now, not after hours of SFT and policy training
     policy_prompts = load_prompts(prompts_path) if prompts_path else unique_prompts(train_pairs)
     eval_prompts = (load_prompts(eval_path) if eval_path else unique_prompts(held_pairs))[: config.eval_max_prompts]
     if sft_path is not None and config.sft:
