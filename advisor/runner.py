@@ -10,7 +10,8 @@ Plugins' ``tunewise_training_callbacks`` objects are fed from the same events: `
 metrics)`` for progress, ``on_eval(step, metrics)`` for evaluations and ``on_end(result)``. A
 callback that returns ``True`` from ``on_step`` or ``on_eval`` asks the run to stop early (the
 training loop checks :attr:`RunSink.stop_requested` after every step, checkpoints and finishes
-normally). A callback that raises is reported as a warning and dropped.
+normally). A callback that raises (any exception) or does not return within the plugin time limit
+is reported as a warning and dropped; callback methods run in a worker thread for that.
 
 SIGTERM and Ctrl-C cancel: the training loop checkpoints and the run ends with status
 ``cancelled`` and exit code 130 (``--resume`` continues it). A guardrail (``training.max_hours`` /
@@ -20,6 +21,7 @@ SIGTERM and Ctrl-C cancel: the training loop checkpoints and the run ends with s
 from __future__ import annotations
 
 import contextlib
+import functools
 import signal
 import sys
 import threading
@@ -140,18 +142,28 @@ class RunSink:
             self._dispatch("on_eval", fields["step"], dict(fields["metrics"]))
 
     def _dispatch(self, name: str, *args: Any) -> None:
+        """Call ``name`` on each callback, isolated like a plugin hook (``plugins/isolation.py``): any
+        exception (``SystemExit`` and ``KeyboardInterrupt`` included) or a call past the time limit
+        drops the callback with a warning; a real Ctrl-C still interrupts the run."""
+        if not self.callbacks:
+            return
+        from tunewise.plugins.isolation import run_isolated
+        from tunewise.plugins.manager import RUN_LIMIT_S, time_limit
+
+        limit = time_limit(RUN_LIMIT_S)
         for callback in list(self.callbacks):
-            method = getattr(callback, name, None)
-            if method is None:
-                continue
-            try:
-                if method(*args) is True:
+            label = f"{type(callback).__name__}.{name}"
+            outcome = run_isolated(functools.partial(_call_callback, callback, name, args), limit,
+                                   name=f"tunewise-callback {label}")
+            if outcome.ok:
+                if outcome.value is True:
                     self.stop_requested = True
-            except Exception as exc:
-                self.callbacks.remove(callback)
-                self._writer("log", level="warning",
-                             message=f"training callback {type(callback).__name__}.{name} raised "
-                                     f"{type(exc).__name__}: {exc}; it is dropped for the rest of the run")
+                continue
+            self.callbacks.remove(callback)
+            what = (f"did not return within {limit:g} s (abandoned)" if outcome.timed_out
+                    else f"raised {outcome.error_text}")
+            self._writer("log", level="warning",
+                         message=f"training callback {label} {what}; it is dropped for the rest of the run")
 
     def finish(self, result: RunResult, wall_s: float) -> None:
         """Tell callbacks the result and write the ``end`` event."""
@@ -159,6 +171,18 @@ class RunSink:
         peak = max(self.peak_memory_gb, result.peak_memory_gb, _process_peak_gb())
         self("end", status=result.status, result=result.to_dict(), peak_memory_gb=round(peak, 3),
              wall_s=round(wall_s, 2))
+
+
+def _call_callback(callback: Any, name: str, args: tuple[Any, ...]) -> Any:
+    method = getattr(callback, name, None)
+    return None if method is None else method(*args)
+
+
+def _report_plugin_problems(host: Any, sink: RunSink, since: int) -> int:
+    """Plugin failures recorded after the first ``since`` (this run's hook calls) as warning events."""
+    for failure in host.failures[since:]:
+        sink("log", level="warning", message=f"plugin problem: {failure.describe()}")
+    return len(host.failures)
 
 
 def _process_peak_gb() -> float:
@@ -213,14 +237,17 @@ def run_plan(plan: Plan, *, events_to_stdout: bool = False, show_progress: bool 
             streams.append(sys.stdout)
         view = ProgressView(sys.stderr) if show_progress else None
         host = get_host()
+        reported = len(host.failures)
         callbacks: list[Any] = []
         for _plugin, returned in host.call("tunewise_training_callbacks", plan=plan):
-            callbacks.extend(returned or [])
+            callbacks.extend(returned)  # checked by the host: a list of callback objects
         sink = RunSink(streams, view, callbacks)
+        reported = _report_plugin_problems(host, sink, reported)
         try:
             with _sigterm_interrupts():
                 host.call("tunewise_before_run", plan=plan)
                 method = host.method(plan.method)
+                reported = _report_plugin_problems(host, sink, reported)
                 result = method.run(plan, sink)
         except KeyboardInterrupt:
             message = "cancelled before training started; nothing was checkpointed (run again, or --resume)"
@@ -238,6 +265,7 @@ def run_plan(plan: Plan, *, events_to_stdout: bool = False, show_progress: bool 
         if result.status == "failed" and not result.message and sink.last_error:
             result = replace(result, message=sink.last_error)
         host.call("tunewise_after_run", plan=plan, result=result)
+        _report_plugin_problems(host, sink, reported)
         sink.finish(result, time.time() - started)
         if view is not None:
             view.close()

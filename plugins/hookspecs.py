@@ -2,8 +2,14 @@
 
 Implement a hook by defining a function of the same name decorated with
 ``tunewise.plugins.hookimpl``; you may accept any subset of the declared arguments. The host calls
-each plugin's implementation separately, so one plugin that raises is reported and skipped while
-the others still run (see ``tunewise.plugins.manager``).
+each plugin's implementation separately, in a thread of its own, so one plugin that raises (any
+exception, ``SystemExit`` and ``KeyboardInterrupt`` included), hangs or hands back the wrong thing
+is reported and skipped while the others still run (see ``tunewise.plugins.manager``). Each hook's
+docstring says what it must return or register; anything else is reported as ``invalid`` and
+dropped. A third-party implementation that has not returned after 10 s (``register_*``,
+``adjust_recommendations``, ``training_callbacks``) or 300 s (``load_dataset``, ``before_run``,
+``after_run``) is abandoned and reported as ``timeout``; ``TUNEWISE_PLUGIN_TIMEOUT`` sets one limit
+for all. Arguments are the plugin's own copies: changing them changes nothing in tunewise.
 """
 
 from __future__ import annotations
@@ -19,9 +25,11 @@ from tunewise.plugins.types import Fit, Plan, Profile, RunResult
 def tunewise_register_methods(register: Callable[[type], None]) -> None:
     """Add adaptation methods.
 
-    Call ``register(MethodClass)`` once per class; the class follows the
-    :class:`tunewise.plugins.Method` protocol. A method id that another plugin already registered
-    is refused with an error naming both packages.
+    Call ``register(MethodClass)`` once per class and return None. Registered: a class with ``id``
+    (letters, digits, ``_.-``), ``title`` and ``summary`` strings, ``fit``, ``estimate`` and ``run``
+    methods and ``config_class`` (a dataclass or None), per the :class:`tunewise.plugins.Method`
+    protocol; anything else is dropped and reported. A method id that another plugin already
+    registered is refused with an error naming both packages.
     """
 
 
@@ -29,8 +37,11 @@ def tunewise_register_methods(register: Callable[[type], None]) -> None:
 def tunewise_register_questions(register: Callable[[Any], None]) -> None:
     """Add interview questions a method needs.
 
-    Call ``register(Question(...))`` (:class:`tunewise.plugins.Question`). The answers reach
-    ``Method.fit`` and ``Method.estimate`` in ``profile.extra[question.id]``.
+    Call ``register(Question(...))`` (:class:`tunewise.plugins.Question`) and return None. A
+    question needs an id of letters, digits and ``_.-``, non-empty text, a known type, string
+    choices (some for ``choice`` and ``multi``) and a finite ``minimum`` or None; others are dropped
+    and reported. The answers reach ``Method.fit`` and ``Method.estimate`` in
+    ``profile.extra[question.id]``.
     """
 
 
@@ -39,7 +50,9 @@ def tunewise_register_hardware(register: Callable[[Any], None]) -> None:
     """Add accelerators to the hardware catalogue.
 
     Call ``register(Hardware(...))`` (:class:`tunewise.plugins.Hardware`) with the dense bf16 peak,
-    memory and price range. Names are matched case-insensitively, aliases included.
+    memory and price range, and return None. Figures must be finite and ≥ 0, the peak > 0, a GPU's
+    memory > 0 and the low price ≤ the high one; an entry that breaks this is dropped and reported.
+    Names are matched case-insensitively, aliases included.
     """
 
 
@@ -47,8 +60,9 @@ def tunewise_register_hardware(register: Callable[[Any], None]) -> None:
 def tunewise_adjust_recommendations(profile: Profile, ranking: list[Fit]) -> list[Fit] | None:
     """Re-rank or annotate the ranking after every method has scored the profile.
 
-    Return a new list to replace the ranking, or None to leave it unchanged. Each implementation
-    sees the previous one's result. Mark yours ``@hookimpl(trylast=True)`` when it should see the
+    Return a new list of :class:`tunewise.plugins.Fit` (finite scores) to replace the ranking, or
+    None to leave it unchanged; anything else is reported and ignored. Each implementation sees the
+    previous one's result. Mark yours ``@hookimpl(trylast=True)`` when it should see the
     ranking after other plugins adjusted it.
     """
 
@@ -59,8 +73,9 @@ def tunewise_load_dataset(source: str) -> Sequence[dict[str, Any]] | None:
 
     Return the rows as a sequence of dicts (the same shapes the audit detects: ``messages``,
     ``instruction``/``output``, ``prompt``/``completion``, ``prompt``/``chosen``/``rejected``,
-    ``text``), or None to let another plugin or the built-in readers try. The first non-None
-    result wins.
+    ``text``), or None to let another plugin or the built-in readers try; any other iterable is read
+    into a list (a string or mapping is reported and ignored). A row that is not a dict is
+    reported with its number. The first non-None result wins.
     """
 
 
@@ -71,15 +86,18 @@ def tunewise_training_callbacks(plan: Plan) -> list[Any] | None:
     Each callback is an object with any of the methods ``on_step(step, metrics)``,
     ``on_eval(step, metrics)`` and ``on_end(result)``; missing methods are skipped. ``tunewise run``
     feeds them from the run's events; ``on_step`` or ``on_eval`` returning ``True`` asks the run to
-    stop early (it checkpoints and finishes normally). A callback that raises is dropped with a warning.
+    stop early (it checkpoints and finishes normally). Return a list (or None): a non-list is
+    reported and ignored, an item with none of those methods (or a non-callable one) is dropped.
+    Callback methods run isolated like hooks (in a thread, 300 s limit): one that raises (any
+    exception) or does not return is dropped for the rest of the run with a warning event.
     """
 
 
 @hookspec
 def tunewise_before_run(plan: Plan) -> None:
-    """Called once before a plan starts running (after validation, before the model loads)."""
+    """Called once before a plan starts running (after validation, before the model loads); returns None."""
 
 
 @hookspec
 def tunewise_after_run(plan: Plan, result: RunResult) -> None:
-    """Called once after a run ends, whatever its status, with its :class:`RunResult`."""
+    """Called once after a run ends, whatever its status, with its :class:`RunResult`; returns None."""
