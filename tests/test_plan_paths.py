@@ -489,3 +489,15 @@ def test_the_app_adds_the_flag_exactly_when_the_run_needs_it(layout: Layout) -> 
     for name, (settings, config, needs) in cases.items():
         plan, _ = write_plan(layout.plans, "in_context", config=config, name=f"{name}.yaml", **settings)
         assert ("--allow-outside-paths" in run_command(plan, out)) is needs, name
+
+
+def test_export_applies_the_same_rule_and_takes_the_same_opt_in(layout: Layout) -> None:
+    plan, lines = write_plan(layout.plans, "lora", data="../data/chat.jsonl", model=str(layout.home / "canary_model"))
+    target = layout.root / "exports" / "lora.axolotl.yaml"
+    result = run_cli("export", str(plan), "--to", "axolotl", "--out", str(target), cwd=layout.root, timeout=120)
+    assert result.returncode == 1 and f"plan.yaml:{lines['model']}: model: " in result.stderr
+    assert "--allow-outside-paths" in result.stderr and not target.parent.exists()
+    allowed = run_cli("export", str(plan), "--to", "axolotl", "--out", str(target), "--allow-outside-paths",
+                      cwd=layout.root, timeout=120)
+    assert allowed.returncode == 0, allowed.stderr
+    assert str(layout.home / "canary_model") in target.read_text()
