@@ -14,6 +14,7 @@ Steps, each visible in the result:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -229,6 +230,29 @@ def suggest_combinations(profile: Profile, fits: Mapping[str, Fit],
 # -- ranking -------------------------------------------------------------------------------------------
 
 
+def _assess(cls: Any, profile: Profile) -> tuple[Any, Fit]:
+    """A method instance and its fit for (a private copy of) ``profile``; a wrong result raises TypeError."""
+    import copy
+    import math
+
+    method = cls()
+    fit = method.fit(copy.deepcopy(profile))
+    if not isinstance(fit, Fit):
+        raise TypeError(f"fit returned {type(fit).__name__}, not Fit")
+    if not isinstance(fit.score, (int, float)) or isinstance(fit.score, bool) or not math.isfinite(fit.score):
+        raise TypeError(f"fit returned score {fit.score!r}, not a finite number")
+    return method, fit
+
+
+def _quote(method: Any, profile: Profile, hardware: Hardware) -> Quote:
+    import copy
+
+    quote = method.estimate(copy.deepcopy(profile), copy.deepcopy(hardware))
+    if not isinstance(quote, Quote):
+        raise TypeError(f"estimate returned {type(quote).__name__}, not Quote")
+    return quote
+
+
 def _needs_training(method_id: str, cls: Any) -> bool:
     flag = getattr(cls, "needs_training", None)
     return bool(flag) if flag is not None else method_id not in NO_TRAINING_METHODS
@@ -263,27 +287,23 @@ def rank(profile: Profile, hardware: Hardware | None = None) -> Ranking:
     for method_id, cls in host.methods.items():
         titles[method_id] = str(getattr(cls, "title", method_id))
         trains[method_id] = _needs_training(method_id, cls)
-        try:
-            method = cls()
-            fit = method.fit(profile)
-            if not isinstance(fit, Fit):
-                raise TypeError(f"fit returned {type(fit).__name__}, not Fit")
-        except Exception as exc:  # a broken plugin method is listed last, never fatal
-            errors[method_id] = f"{type(exc).__name__}: {exc}"
+        # Method code runs isolated like a hook: a fit or estimate that raises anything (sys.exit
+        # included) or hangs is this method's error, never the ranking's.
+        outcome = host.run_method_code(method_id, functools.partial(_assess, cls, profile))
+        if not outcome.ok:
+            errors[method_id] = outcome.problem
             problems.append(f"method {method_id!r}: fit failed: {errors[method_id]}")
             fits[method_id] = Fit(method_id, 0.0, (), (f"could not be assessed: {errors[method_id]}",))
             own[method_id] = 0.0
             quotes[method_id] = None
             continue
+        method, fit = outcome.value
         own[method_id] = fit.score
-        try:
-            quote = method.estimate(profile, hw)
-            if not isinstance(quote, Quote):
-                raise TypeError(f"estimate returned {type(quote).__name__}, not Quote")
-        except Exception as exc:
-            errors[method_id] = f"{type(exc).__name__}: {exc}"
+        outcome = host.run_method_code(method_id, functools.partial(_quote, method, profile, hw))
+        quote = outcome.value if outcome.ok else None
+        if not outcome.ok:
+            errors[method_id] = outcome.problem
             problems.append(f"method {method_id!r}: estimate failed: {errors[method_id]}")
-            quote = None
         quotes[method_id] = quote
         fits[method_id] = apply_cost_rules(fit, quote, profile, hw)
     ranked = order(list(fits.values()), trains, frozenset(errors))

@@ -257,7 +257,7 @@ def run_plan(plan: Plan, *, events_to_stdout: bool = False, show_progress: bool 
             kind = _ERROR_KINDS.get(type(exc).__name__, "error")
             sink("error", message=str(exc), kind=kind)
             result = RunResult(plan.method, "failed", message=str(exc), output_dir=str(out))
-        except Exception as exc:
+        except BaseException as exc:  # also SystemExit or a custom BaseException from method code: the run failed
             detail = traceback.format_exc()
             sink("error", message=f"{type(exc).__name__}: {exc}", kind="internal", traceback=detail)
             result = RunResult(plan.method, "failed", message=f"internal error: {type(exc).__name__}: {exc}",

@@ -38,10 +38,18 @@ class Outcome:
     """``Type: message (file:line)`` of ``error``, made in the worker (a hostile ``__str__`` hangs there, not here)."""
     timed_out: bool = False
     elapsed: float = 0.0
+    limit: float | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None and not self.timed_out
+
+    @property
+    def problem(self) -> str:
+        """What went wrong, in words: the error, or the time limit it ran past ("" when ok)."""
+        if self.timed_out:
+            return f"did not return within {self.limit:g} s (abandoned)"
+        return self.error_text
 
 
 def describe_error(exc: BaseException) -> str:
@@ -81,11 +89,11 @@ def run_isolated(fn: Callable[[], Any], limit: float | None, *, name: str = "tun
     try:
         thread.start()
     except RuntimeError as exc:  # no thread to be had (resource limits): not the plugin's fault, but say so
-        return Outcome(error=exc, error_text=f"could not start a thread to run the plugin: {exc}")
+        return Outcome(error=exc, error_text=f"could not start a thread to run the plugin: {exc}", limit=limit)
     finished = done.wait(limit)
     elapsed = time.perf_counter() - started
     if not finished:
-        return Outcome(timed_out=True, elapsed=elapsed)
+        return Outcome(timed_out=True, elapsed=elapsed, limit=limit)
     if "error" in box:
-        return Outcome(error=box["error"], error_text=box["error_text"], elapsed=elapsed)
-    return Outcome(value=box.get("value"), elapsed=elapsed)
+        return Outcome(error=box["error"], error_text=box["error_text"], elapsed=elapsed, limit=limit)
+    return Outcome(value=box.get("value"), elapsed=elapsed, limit=limit)

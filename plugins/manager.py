@@ -38,7 +38,7 @@ from tunewise.plugins.hook_results import (
     check_registrations,
     check_returned,
 )
-from tunewise.plugins.isolation import describe_error, run_isolated
+from tunewise.plugins.isolation import Outcome, describe_error, run_isolated
 from tunewise.plugins.markers import PROJECT_NAME
 
 ENTRY_POINT_GROUP = PROJECT_NAME
@@ -394,6 +394,14 @@ class PluginHost:
 
     def method_owner(self, method_id: str) -> str:
         return self._method_owner[method_id]
+
+    def run_method_code(self, method_id: str, fn: Callable[[], Any]) -> Outcome:
+        """Run code of a registered method (``fit``, ``estimate``) isolated like a hook: any exception
+        caught, a third-party method's call abandoned after :data:`REGISTRATION_LIMIT_S` (they must be
+        cheap), a built-in's untimed."""
+        owner = self._method_owner.get(method_id, "")
+        builtin = owner in self._loaded and self._loaded[owner].builtin
+        return run_isolated(fn, None if builtin else time_limit(REGISTRATION_LIMIT_S), name=f"tunewise-method {method_id}")
 
     # -- listing ---------------------------------------------------------------------------
 

@@ -310,6 +310,52 @@ def test_a_run_survives_broken_run_time_hooks_and_callbacks(tmp_path: Path) -> N
         assert any(first in line and second in line for line in lines), (first, second, warnings)
 
 
+QUITTING_METHODS = textwrap.dedent('''
+    import time
+    from tunewise.plugins import Fit, hookimpl
+
+    class Quitter:
+        """fit calls sys.exit; run raises SystemExit too."""
+        id, title, summary, config_class = "quitter", "Quitter", "Exits.", None
+        def fit(self, profile):
+            raise SystemExit(0)
+        def estimate(self, profile, hardware): ...
+        def run(self, plan, events):
+            raise SystemExit(3)
+
+    class Stuck:
+        """fit is fine, estimate never returns."""
+        id, title, summary, config_class = "stuck", "Stuck", "Hangs.", None
+        def fit(self, profile):
+            return Fit(self.id, 0.5, ("fits",))
+        def estimate(self, profile, hardware):
+            time.sleep(1e9)
+        def run(self, plan, events): ...
+
+    @hookimpl
+    def tunewise_register_methods(register):
+        register(Quitter)
+        register(Stuck)
+''')
+
+
+def test_method_code_is_isolated_too(tmp_path: Path) -> None:
+    """A third-party method's fit/estimate (ranking) and run (``tunewise run``) are plugin code as well."""
+    site = _site(tmp_path, methods=QUITTING_METHODS)
+    answers = REPO / "examples" / "answers" / "support-billing.yaml"
+    proc = _cli(site, "recommend", "--answers", str(answers), "--format", "json", "--no-audit", env=SHORT_LIMIT)
+    assert proc.returncode == 0, proc.stderr
+    recommendations = {r["method"]: r for r in json.loads(proc.stdout)["recommendations"]}
+    assert set(recommendations) == BUILTIN_IDS | {"quitter", "stuck"}
+    assert "SystemExit" in recommendations["quitter"]["error"]
+    assert "did not return within" in recommendations["stuck"]["error"]
+
+    (tmp_path / "rows.jsonl").write_text('{"text": "hello"}\n')
+    (tmp_path / "plan.yaml").write_text("method: quitter\ndata: rows.jsonl\n")
+    proc = _cli(site, "run", str(tmp_path / "plan.yaml"), "--quiet", "--out", str(tmp_path / "out"))
+    assert proc.returncode == 1 and "SystemExit: 3" in proc.stderr, proc.stderr
+
+
 def test_wrong_registrations_are_dropped_and_named(tmp_path: Path) -> None:
     site = _site(
         tmp_path,
