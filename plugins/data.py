@@ -227,8 +227,8 @@ class _CsvLines:
             raise _RecordTooLong(line.number, line.problem)
         self.record_chars += len(line.text)
         if self.record_chars > MAX_LINE_CHARS:
-            raise _RecordTooLong(line.number, f"record longer than {MAX_LINE_CHARS:,} characters (by this line): "
-                                              "refused before reading it whole")
+            raise _RecordTooLong(line.number, f"record longer than {MAX_LINE_CHARS:,} characters (it runs on to "
+                                              f"line {line.number} at least): refused before reading it whole")
         return line.text
 
 
@@ -273,7 +273,7 @@ def _read_csv_records(path: Path, problems: list[Problem]) -> list[Row]:
         except StopIteration:
             break
         except _RecordTooLong as exc:
-            problems.append(Problem(file, exc.line, exc.problem))
+            problems.append(Problem(file, start if exc.problem.startswith("record") else exc.line, exc.problem))
             break  # where the next record starts is unknown now
         except csv.Error as exc:
             problems.append(Problem(file, start, f"unreadable CSV record: {exc}"))
@@ -478,6 +478,9 @@ def _read_file(path: Path, problems: list[Problem]) -> list[Row]:
         raise DataError(f"{path}: unknown data format {suffix or '(no suffix)'!r}; tunewise reads "
                         f"{', '.join(DATA_SUFFIXES + TEXT_SUFFIXES)}, datasets.save_to_disk folders and "
                         "folders of text files (plugins may add formats through tunewise_load_dataset)")
+    if not path.is_file():  # a FIFO would block, a device never end: not data tunewise reads
+        problems.append(Problem(str(path), 0, "not a regular file (a FIFO, device or socket?)"))
+        return []
     if path.stat().st_size == 0:
         problems.append(Problem(str(path), 0, "empty file"))
         return []

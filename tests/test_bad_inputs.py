@@ -20,11 +20,13 @@ from support import REPO
 from tunewise.advisor.answers import AnswersError, load_answers
 from tunewise.advisor.plans import PlanError, load_plan
 from tunewise.advisor.runner import run_plan
+from tunewise.plugins.bounded_load import MAX_LINE_CHARS
 
 CHAT = {"messages": [{"role": "user", "content": "Where is my order?"},
                      {"role": "assistant", "content": "It ships tomorrow."}]}
 PAIR = {"prompt": "Say hi", "chosen": "Hi!", "rejected": "Go away."}
 NO_MODEL = "no/such/model"
+LONG = "x" * (MAX_LINE_CHARS + 1)
 
 
 def write(path: Path, content: str | bytes) -> Path:
@@ -55,7 +57,7 @@ def jsonl(*rows: object) -> str:
     ("goals: !!python/object/apply:os.system ['touch pwned']\n", r"a\.yaml:1: not valid YAML \(could not determine"),
     ("goals:\n\t- task\n", r"a\.yaml:2: not valid YAML"),
     ("use_case: 2024-01-01\n", r"a\.yaml:1: use_case: must be text"),
-    ("goals: " + "[" * 600 + "]" * 600 + "\n", r"a\.yaml: YAML nested too deeply"),
+    ("goals: " + "[" * 600 + "]" * 600 + "\n", r"a\.yaml:1: YAML nested too deeply"),
     ("data: {path: " + "x" * 5000 + "}\n", r"a\.yaml:1: data\.path: not a usable path \(File name too long\)"),
     ("data: {path: ~no-such-user-3f9/chat.jsonl}\n", r"a\.yaml:1: data\.path: not a usable path"),
 ], ids=["syntax", "utf16", "latin1", "list", "wrong-type", "wrong-section-type", "unknown", "1e400", "inf",
@@ -85,7 +87,7 @@ def test_bad_answers_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, conte
     ("method: lora\ndata: ~no-such-user-3f9/chat.jsonl\n", r"p\.yaml:2: data: not a usable path"),
     ("method: [lora]\ndata: chat.jsonl\n", r"p\.yaml:1: method: missing"),
     ("method: lora\ndata: chat.jsonl\ndata: other.jsonl\n", r"p\.yaml:3: data: given twice"),
-    ("method: lora\ndata: chat.jsonl\nconfig: " + "{a: " * 600 + "}" * 600 + "\n", r"p\.yaml: YAML nested too"),
+    ("method: lora\ndata: chat.jsonl\nconfig: " + "{a: " * 600 + "}" * 600 + "\n", r"p\.yaml:3: YAML nested too"),
 ], ids=["empty", "utf16", "latin1", "syntax", "wrong-type", "float-for-int", "nan", "unknown-nested", "nul-path",
         "long-path", "list-item", "unknown-home", "method-list", "duplicate", "deep"])
 def test_bad_plan_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str | bytes, expected: str) -> None:
@@ -126,6 +128,39 @@ DATA_CASES = {
     "rag-utf16": ("rag", "corpus/a.md", "# Title\nBody text\n".encode("utf-16"), r"a\.md:1: "),
     "rag-binary": ("rag", "corpus/a.txt", bytes(range(256)), r"a\.txt:2: not UTF-8 text \(byte 0x80\)"),
     "rag-no-documents": ("rag", "corpus/a.pdf", b"%PDF-1.4", r"corpus: no documents found"),
+    # bounded parsing (tests/test_bounded_parsing.py): over-long lines, lone surrogates, numbers int() refuses
+    "long-line": ("full_finetune", "d.jsonl", jsonl(CHAT) + jsonl({"text": LONG}), r"d\.jsonl:2: line longer than"),
+    "lone-surrogate": ("lora", "d.jsonl", jsonl(CHAT) + '{"messages": [{"role": "user", "content": "\\ud800"}]}\n',
+                       r"d\.jsonl:2: messages\[0\]\.content: text that cannot be encoded"),
+    "huge-number": ("full_finetune", "d.jsonl", '{"prompt": "a", "completion": "b", "n": ' + "9" * 5000 + "}\n",
+                    r"d\.jsonl:1: unreadable value: a number longer than"),
+    "csv-huge-record": ("full_finetune", "d.csv", 'prompt,completion\n"' + LONG + '",b\n',
+                        r"d\.csv:2: line longer than"),
+    "cpt-txt-long-line": ("continual_pretraining", "d.txt", "A title\n" + LONG + "\n", r"d\.txt:2: line longer than"),
+    "pref-surrogate": ("rlhf", "p.jsonl", jsonl(PAIR) + '{"prompt": "q", "chosen": "\\udfff", "rejected": "n"}\n',
+                       r"p\.jsonl:2: chosen: text that cannot be encoded"),
+    "pref-long-line": ("rlhf", "p.jsonl", jsonl(PAIR, {**PAIR, "prompt": LONG}), r"p\.jsonl:2: line longer than"),
+    "in-context-long-line": ("in_context", "d.jsonl", jsonl({"instruction": "a", "output": "b"},
+                                                             {"instruction": LONG, "output": "c"}),
+                             r"d\.jsonl:2: line longer than"),
+    "rag-long-line": ("rag", "corpus/a.txt", "A title\n" + LONG, r"a\.txt:2: line longer than"),
+    "rag-jsonl-surrogate": ("rag", "corpus/docs.jsonl", jsonl({"text": "fine"}) + '{"text": "\\ud800"}\n',
+                            r"docs\.jsonl:2: text: text that cannot be encoded"),
+}
+
+
+# Data a method reads from its config (not the plan's data:) is checked before the model too.
+CONFIG_DATA_CASES = {
+    # method, config block, file name, content, expected message (after the file's path)
+    "rlhf-sft-data": ("rlhf", "{sft: true, sft_data: s.jsonl}", "s.jsonl",
+                      jsonl(CHAT) + '{"prompt": "a", "completion": "\\ud800"}\n',
+                      r"s\.jsonl:2: completion: text that cannot be encoded"),
+    "rlhf-prompts": ("rlhf", "{prompts: q.txt}", "q.txt", "first\n" + LONG + "\n", r"q\.txt:2: line longer than"),
+    "rag-questions": ("rag", "{questions: q.jsonl}", "q.jsonl", '{"question": "\\ud800?"}\n',
+                      r"q\.jsonl:1: question: text that cannot be encoded"),
+    "in-context-eval-data": ("in_context", "{eval_data: e.jsonl}", "e.jsonl",
+                             jsonl({"prompt": "a", "completion": "b"}) + jsonl({"prompt": LONG, "completion": "c"}),
+                             r"e\.jsonl:2: line longer than"),
 }
 
 
@@ -146,6 +181,28 @@ def test_bad_data_is_reported_before_the_model(tmp_path: Path, monkeypatch: pyte
     events = [json.loads(line) for line in (tmp_path / "out" / "events.jsonl").read_text().splitlines()]
     kinds = [e["kind"] for e in events if e["event"] == "error"]
     assert kinds == (["error"] if method == "rag" else ["data"])  # RAG's corpus errors have no own kind yet
+
+
+@pytest.mark.parametrize("case", sorted(CONFIG_DATA_CASES))
+def test_bad_config_data_is_reported_before_the_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      case: str) -> None:
+    method, config, name, content, expected = CONFIG_DATA_CASES[case]
+    path = write(tmp_path / name, content)
+    data = {"rlhf": ("p.jsonl", jsonl(PAIR, {**PAIR, "prompt": "Say hello"})),
+            "rag": ("corpus/a.txt", "A title\nSome text.\n"),
+            "in_context": ("d.jsonl", jsonl({"prompt": "x", "completion": "y"}, {"prompt": "z", "completion": "w"}))}
+    data_name, data_content = data[method]
+    write(tmp_path / data_name, data_content)
+    data_path = "corpus" if method == "rag" else data_name
+    plan = write(tmp_path / "plan.yaml", f"method: {method}\nmodel: {NO_MODEL}\ndata: {data_path}\n"
+                                         f"output_dir: {tmp_path / 'out'}\nconfig: {config}\n")
+    monkeypatch.chdir(tmp_path)
+    result, code = run_plan(load_plan(plan), show_progress=False)
+    assert (result.status, code) == ("failed", 1)
+    assert NO_MODEL not in result.message, result.message
+    import re
+
+    assert re.search(re.escape(str(path.parent)) + r"/" + expected, result.message), result.message
 
 
 def test_over_long_rows_are_named_before_the_model_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -194,7 +251,7 @@ def test_cli_reports_bad_data_without_importing_a_model_library(tmp_path: Path) 
 
 @pytest.mark.parametrize(("name", "content", "expected"), [
     ("p.jsonl", "[" * 50_000 + "]" * 50_000 + "\n", r"p\.jsonl:1: JSON nested too deeply"),
-    ("p.jsonl", jsonl({"prompt": "a"}).encode("utf-16"), r"p\.jsonl: not UTF-8 text"),
+    ("p.jsonl", jsonl({"prompt": "a"}).encode("utf-16"), r"p\.jsonl:1: not UTF-8 text \(byte 0xff\)"),
     ("p.jsonl", jsonl({"prompt": "a"}) + "{oops\n", r"p\.jsonl:2: not valid JSON"),
     ("p.json", '{"prompt": "a"}', r"p\.json: expected a JSON list of prompts"),
 ], ids=["deep", "utf16", "bad-line", "not-a-list"])

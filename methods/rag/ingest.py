@@ -90,13 +90,16 @@ def discover(sources: Iterable[str | Path]) -> list[SourceFile]:
 
 def _decode(source: SourceFile) -> str:
     """The file's text, read a bounded line at a time; the first bad line (not UTF-8, too long) is an error."""
-    from tunewise.plugins.bounded_load import read_lines
+    from tunewise.plugins.bounded_load import InputError, read_lines
 
     parts = []
-    for line in read_lines(source.path):
-        if line.problem:
-            raise IngestError(f"{source.path}:{line.number}: {line.problem}")
-        parts.append(line.text)
+    try:
+        for line in read_lines(source.path):
+            if line.problem:
+                raise IngestError(f"{source.path}:{line.number}: {line.problem}")
+            parts.append(line.text)
+    except InputError as exc:  # not a regular file
+        raise IngestError(str(exc)) from None
     return "".join(parts)
 
 
