@@ -21,6 +21,13 @@ def _name(func: ast.expr) -> str:
     return ""
 
 
+_UNPICKLERS = frozenset({"pickle.load", "pickle.loads", "pickle.Unpickler", "cloudpickle.load", "cloudpickle.loads",
+                         "dill.load", "dill.loads", "joblib.load", "pandas.read_pickle", "pd.read_pickle",
+                         "shelve.open", "marshal.load", "marshal.loads", "torch.serialization.load"})
+"""Calls that unpickle (or unmarshal) whatever the file holds."""
+_UNPICKLER_SUFFIXES = (".read_pickle", "_pickle.load", "_pickle.loads")
+
+
 def _problems(source: str, filename: str) -> list[str]:
     found = []
     for call in _calls(ast.parse(source, filename)):
@@ -31,8 +38,13 @@ def _problems(source: str, filename: str) -> list[str]:
             value = keywords.get("weights_only")
             if not (isinstance(value, ast.Constant) and value.value is True):
                 found.append(f"{where}: torch.load without weights_only=True")
-        if name in {"pickle.load", "pickle.loads", "cloudpickle.load", "dill.load"}:
+        if name in _UNPICKLERS or name.endswith(_UNPICKLER_SUFFIXES):
             found.append(f"{where}: {name} runs code from untrusted files")
+        value = keywords.get("allow_pickle")  # np.load, bm25s.BM25.load, ...: any loader told to unpickle
+        if value is not None and not (isinstance(value, ast.Constant) and value.value is False):
+            found.append(f"{where}: allow_pickle not False")
+        if name.endswith(("np.load", "numpy.load")) and len(call.args) >= 3:  # np.load(file, mmap_mode, allow_pickle)
+            found.append(f"{where}: allow_pickle given by position")
         value = keywords.get("trust_remote_code")
         if isinstance(value, ast.Constant) and value.value is True:
             found.append(f"{where}: trust_remote_code=True")
@@ -47,8 +59,17 @@ def test_scanner_catches_each_unsafe_pattern() -> None:
         "pickle.load(open('x','rb'))\n"
         "f(trust_remote_code=True)\n"
         "torch.load('ok', weights_only=True)\n"
+        "np.load('x.npy', allow_pickle=True)\n"
+        "bm25s.BM25.load('d', allow_pickle=flag)\n"
+        "joblib.load('m.joblib')\n"
+        "pd.read_pickle('x.pkl')\n"
+        "pickle.Unpickler(fh).load()\n"
+        "marshal.loads(data)\n"
+        "np.load('ok.npy')\n"
+        "np.load('ok.npy', allow_pickle=False)\n"
+        "np.load('x.npy', None, True)\n"
     )
-    assert len(_problems(bad, "bad.py")) == 4
+    assert len(_problems(bad, "bad.py")) == 11
 
 
 def test_no_unsafe_loads_in_source() -> None:

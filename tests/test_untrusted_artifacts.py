@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -338,3 +340,186 @@ def test_app_runs_its_own_plan_with_outside_data_by_an_explicit_flag(tmp_path: P
     assert run_command(outside, root / "runs")[-1] == "--allow-outside-paths"
     inside = write_plan(plans, "m", data="../data/chat.jsonl")
     assert "--allow-outside-paths" not in run_command(inside, root / "runs")
+
+
+# -- pickles anywhere a loader reads, under any name ----------------------------------------------
+
+
+def _torch_zip(path: Path, marker: Path) -> None:
+    """PyTorch's zip format with the payload as its ``archive/data.pkl`` (what torch.load unpickles)."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", pickle.dumps(_RunsCode(f"open({str(marker)!r}, 'w').write('x')")))
+
+
+def _tar(path: Path, marker: Path) -> None:
+    import io
+    import tarfile
+
+    payload = pickle.dumps(_RunsCode(f"open({str(marker)!r}, 'w').write('x')"))
+    with tarfile.open(path, "w") as archive:
+        info = tarfile.TarInfo("pickle")
+        info.size = len(payload)
+        archive.addfile(info, io.BytesIO(payload))
+
+
+def _object_npy(path: Path, marker: Path) -> None:
+    import numpy as np
+
+    with path.open("wb") as fh:
+        np.save(fh, np.array([_RunsCode(f"open({str(marker)!r}, 'w').write('x')")], dtype=object), allow_pickle=True)
+
+
+def _protocol(number: int) -> Callable[[Path, Path], None]:
+    def write(path: Path, marker: Path) -> None:
+        path.write_bytes(pickle.dumps(_RunsCode(f"open({str(marker)!r}, 'w').write('x')"), protocol=number))
+    return write
+
+
+PICKLES: dict[str, Callable[[Path, Path], None]] = {
+    "adapter_model.bin": _protocol(4),
+    "optimizer.pt": _protocol(4),
+    "rng_state.pth": _protocol(2),
+    "scheduler.pt": _protocol(5),
+    "training_args.bin": _protocol(4),
+    "weights.pkl": _protocol(0),  # no header: the name decides
+    "model.ckpt": _protocol(1),
+    "model.joblib": _protocol(3),
+    "state.data": _protocol(2),  # any name: the protocol header decides
+    "weights.anything": _torch_zip,  # any name: a zip with data.pkl
+    "legacy.tar.weights": _tar,
+    "embeddings.npy": _object_npy,
+}
+
+
+@pytest.mark.parametrize("name", sorted(PICKLES))
+def test_pickle_in_an_adapter_folder_is_refused_under_any_name(tmp_path: Path, tiny_model_dir: Path, name: str) -> None:
+    """A PEFT-style ``adapter/`` folder beside safetensors weights: its pickle is still found and named."""
+    model = copy_model(tiny_model_dir, tmp_path / "model")
+    adapter = model / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 8}))
+    marker = tmp_path / "ran"
+    PICKLES[name](adapter / name, marker)
+    with pytest.raises(UntrustedArtifactError, match=rf"only weights are pickle files \(adapter/{re.escape(name)}: "):
+        check_model_folder(model)
+    assert not marker.exists()
+
+
+def test_pickle_in_a_folder_without_config_is_refused_too(tmp_path: Path, tiny_model_dir: Path) -> None:
+    model = copy_model(tiny_model_dir, tmp_path / "model")
+    (model / "extra").mkdir()
+    write_evil_pickle(model / "extra" / "weights.pkl", tmp_path / "ran")
+    result = run_cli("model", "info", "--model", str(model))
+    assert result.returncode == 1 and "extra/weights.pkl" in result.stderr and "pickle" in result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+
+
+def test_adapter_bin_is_refused_unless_its_safetensors_twin_is_there(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """PEFT reads adapter_model.bin whenever adapter_model.safetensors is missing, whatever else is beside it."""
+    model = copy_model(tiny_model_dir, tmp_path / "model")
+    (model / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 8}))
+    write_evil_pickle(model / "adapter_model.bin", tmp_path / "ran")
+    with pytest.raises(UntrustedArtifactError, match=r"adapter_model\.bin: a pickle"):
+        check_model_folder(model)
+    shutil.copy(model / "model.safetensors", model / "adapter_model.safetensors")
+    assert check_model_folder(model) is False
+
+
+def test_files_that_are_not_pickles_are_left_alone(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """Raw OpenVINO weights, ONNX, numeric .npy, and pickles in hidden folders (git LFS copies) are not refused."""
+    import numpy as np
+
+    model = copy_model(tiny_model_dir, tmp_path / "model")
+    (model / "openvino").mkdir()
+    (model / "openvino" / "openvino_model.bin").write_bytes(np.arange(256, dtype=np.float32).tobytes())
+    (model / "openvino" / "openvino_model.xml").write_text("<net/>")
+    (model / "onnx").mkdir()
+    (model / "onnx" / "model.onnx").write_bytes(b"\x08\x07\x12\x04test")
+    np.save(model / "onnx" / "numbers.npy", np.arange(10))
+    lfs = model / ".git" / "lfs" / "objects" / "ab"
+    lfs.mkdir(parents=True)
+    write_evil_pickle(lfs / "abcdef", tmp_path / "ran")
+    assert check_model_folder(model, need_weights=True) is False
+
+
+def test_pickle_in_a_sentence_transformers_module_is_refused_by_rag_index(tmp_path: Path) -> None:
+    """``modules.json`` names ``2_Dense``; sentence-transformers would torch.load its pytorch_model.bin."""
+    from tunewise.methods.rag.embed import bundled_model_dir
+
+    bundled = bundled_model_dir()
+    if bundled is None:
+        pytest.skip("bundled embedding model not installed")
+    folder = tmp_path / "embedder"
+    shutil.copytree(bundled, folder, ignore=shutil.ignore_patterns("onnx", "openvino"))
+    modules = json.loads((folder / "modules.json").read_text())
+    modules.append({"idx": len(modules), "name": str(len(modules)), "path": "2_Dense",
+                    "type": "sentence_transformers.models.Dense"})
+    (folder / "modules.json").write_text(json.dumps(modules))
+    (folder / "2_Dense").mkdir()
+    (folder / "2_Dense" / "config.json").write_text(json.dumps({"in_features": 384, "out_features": 384}))
+    marker = tmp_path / "ran"
+    write_evil_pickle(folder / "2_Dense" / "pytorch_model.bin", marker)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("Orders ship within two days.\n")
+    result = run_cli("rag", "index", str(docs), "--index", str(tmp_path / "index"), "--embedding-model", str(folder),
+                     cwd=tmp_path)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "2_Dense/pytorch_model.bin" in result.stderr and "pickle" in result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    assert not marker.exists()
+
+
+def test_foreign_module_type_in_modules_json_needs_the_opt_in(tmp_path: Path, tiny_model_dir: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(REMOTE_CODE_ENV, raising=False)
+    model = copy_model(tiny_model_dir, tmp_path / "model")
+    (model / "modules.json").write_text(json.dumps([{"idx": 0, "name": "0", "path": "", "type": "evil.Module"}]))
+    with pytest.raises(UntrustedArtifactError, match=r"modules\.json: \{\"type\": \[\"evil\.Module\"\]\}"):
+        check_model_folder(model)
+    monkeypatch.setenv(REMOTE_CODE_ENV, "1")
+    assert check_model_folder(model) is True
+
+
+def test_model_info_refuses_a_pickle_only_model(tmp_path: Path, tiny_model_dir: Path) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    shutil.copy(tiny_model_dir / "config.json", model / "config.json")
+    write_evil_pickle(model / "pytorch_model.bin", tmp_path / "ran")
+    result = run_cli("model", "info", "--model", str(model))
+    assert result.returncode == 1 and "pytorch_model.bin: a pickle" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "ran").exists()
+
+
+def test_pickle_only_reward_model_is_refused_before_training(tmp_path: Path, tiny_model_dir: Path) -> None:
+    reward = tmp_path / "reward"
+    reward.mkdir()
+    shutil.copy(tiny_model_dir / "config.json", reward / "config.json")
+    marker = tmp_path / "ran"
+    write_evil_pickle(reward / "pytorch_model.bin", marker)
+    rows = [{"prompt": f"Question {i}?", "chosen": f"A kind answer {i}.", "rejected": f"Go away {i}."}
+            for i in range(12)]
+    (tmp_path / "prefs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(f"method: rlhf\nmodel: {tiny_model_dir}\ndata: prefs.jsonl\noutput_dir: {tmp_path / 'out'}\n"
+                    "config: {algorithm: dpo, reward_model_path: reward}\ntraining: {max_steps: 1, batch_size: 2}\n")
+    result = run_cli("run", str(plan), "--quiet", "--allow-outside-paths", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "pytorch_model.bin: a pickle" in result.stderr and "Traceback" not in result.stderr
+    assert not marker.exists() and not (tmp_path / "out" / "stages").exists()
+
+
+def test_peft_adapter_is_checked_before_peft_reads_it(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """The RLHF evaluation loads its policy adapter back from disk: the folder is checked first."""
+    from tunewise.methods.rlhf.run import _load_causal
+
+    adapter = tmp_path / "policy"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 8}))
+    marker = tmp_path / "ran"
+    write_evil_pickle(adapter / "adapter_model.bin", marker)
+    with pytest.raises(UntrustedArtifactError, match=r"adapter_model\.bin: a pickle"):
+        _load_causal(tiny_model_dir, None, adapter=adapter)
+    assert not marker.exists()
