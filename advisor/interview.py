@@ -172,13 +172,23 @@ def questions_for_topic(topic: str, all_questions: Iterable[Question] | None = N
 
 
 def should_ask(question: Question, answers: Mapping[str, Any]) -> bool:
-    """Whether ``question`` applies given the answers so far (a raising ``ask_if`` counts as yes)."""
+    """Whether ``question`` applies given the answers so far.
+
+    ``ask_if`` may be a plugin's code: it runs isolated like a hook (``plugins/isolation.py``) on a
+    copy of the answers, and one that raises anything (``SystemExit`` included) or does not return
+    within the plugin time limit counts as yes.
+    """
     if question.ask_if is None:
         return True
-    try:
-        return bool(question.ask_if(answers))
-    except Exception:  # a plugin's condition must not break the interview
-        return True
+    import copy
+
+    from tunewise.plugins.isolation import run_isolated
+    from tunewise.plugins.manager import REGISTRATION_LIMIT_S, time_limit
+
+    condition, private = question.ask_if, copy.deepcopy(dict(answers))
+    outcome = run_isolated(lambda: bool(condition(private)), time_limit(REGISTRATION_LIMIT_S),
+                           name=f"tunewise-ask-if {question.id}")
+    return bool(outcome.value) if outcome.ok else True
 
 
 def defaults(all_questions: Iterable[Question] | None = None) -> dict[str, Any]:

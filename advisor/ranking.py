@@ -342,7 +342,7 @@ def _adjust(host: Any, profile: Profile, ranked: list[Fit], problems: list[str])
     for impl in reversed(caller.get_hookimpls()):
         ok, result = host._call_one(impl, hook, {"profile": profile, "ranking": list(ranked)})
         if not ok:
-            last = host.failures[-1] if host.failures else None  # what the host just recorded for this call
+            last = next((f for f in reversed(host.failures) if (f.plugin, f.hook) == (impl.plugin_name, hook)), None)
             why = {"hook": "raised", "timeout": "did not return in time", "invalid": "returned an invalid result"}
             detail = f"{why.get(last.stage, 'failed')}: {last.error}" if last is not None else "failed"
             problems.append(f"plugin {impl.plugin_name!r}: {hook} {detail}; its adjustment is ignored")

@@ -10,9 +10,12 @@ Any exception counts, ``SystemExit``, ``KeyboardInterrupt`` and other ``BaseExce
 included; a real Ctrl-C still interrupts (see ``plugins/isolation.py``). Third-party imports and
 hooks get a time limit (:data:`IMPORT_LIMIT_S`, :data:`REGISTRATION_LIMIT_S`, :data:`RUN_LIMIT_S`;
 ``TUNEWISE_PLUGIN_TIMEOUT`` sets one limit for all); past it the call is abandoned (its thread cannot
-be killed and runs on, but nothing it returns later is used). Built-in plugins are tunewise's own
-code and are not timed. Hooks get private copies of their arguments, so a plugin (or its abandoned
-thread) cannot change the plan, profile or ranking tunewise goes on using.
+be killed and runs on, but nothing it returns later is used) and the plugin is not called again in
+this process. The same failure is recorded once, however often a hook is called. Built-in plugins
+are tunewise's own code and are not timed. Hooks get private copies of their arguments, so a plugin
+(or its abandoned thread) cannot change the plan, profile or ranking tunewise goes on using. Threads
+a plugin starts from its hooks are daemon threads too (Python's default inside a daemon thread), so
+they cannot keep tunewise from exiting unless the plugin asks otherwise.
 """
 
 from __future__ import annotations
@@ -195,6 +198,9 @@ class PluginHost:
         self._loaded: dict[str, _Loaded] = {}
         self._methods: dict[str, type] | None = None
         self._method_owner: dict[str, str] = {}
+        self._abandoned: set[str] = set()
+        """Plugins (and method ids) with a call past its limit: not called again in this process, since
+        each call could cost the whole limit again and the stuck thread may hold what the next one needs."""
 
         version = _dist_version("tunewise")
         for module_name in builtins:
@@ -216,7 +222,8 @@ class PluginHost:
         return hit
 
     def _fail(self, failure: PluginFailure, exc: BaseException | None = None) -> None:
-        self.failures.append(failure)
+        if failure not in self.failures:  # a hook called again (the catalogue, each ranking) fails the same way
+            self.failures.append(failure)
         if self.strict:
             raise PluginError(failure.describe()) from exc
 
@@ -334,9 +341,12 @@ class PluginHost:
         problem the result check found. ``(ok, accepted value)``."""
         plugin_name = impl.plugin_name
         package = self._package(plugin_name)
+        if plugin_name in self._abandoned:
+            return False, None
         limit = self._limit(plugin_name, hook_name)
         outcome = run_isolated(call, limit, name=f"tunewise-plugin {plugin_name}.{hook_name}")
         if outcome.timed_out:
+            self._abandoned.add(plugin_name)
             self._fail(PluginFailure(plugin_name, package, "timeout", f"did not return within {limit:g} s; "
                                      f"abandoned, its result is ignored (set {TIMEOUT_ENV} to allow longer)",
                                      hook_name))
@@ -400,8 +410,15 @@ class PluginHost:
         caught, a third-party method's call abandoned after :data:`REGISTRATION_LIMIT_S` (they must be
         cheap), a built-in's untimed."""
         owner = self._method_owner.get(method_id, "")
+        if owner in self._abandoned or f"method:{method_id}" in self._abandoned:
+            skipped = PluginError("not called: an earlier call of this plugin did not return in time")
+            return Outcome(error=skipped, error_text=str(skipped))
         builtin = owner in self._loaded and self._loaded[owner].builtin
-        return run_isolated(fn, None if builtin else time_limit(REGISTRATION_LIMIT_S), name=f"tunewise-method {method_id}")
+        outcome = run_isolated(fn, None if builtin else time_limit(REGISTRATION_LIMIT_S),
+                               name=f"tunewise-method {method_id}")
+        if outcome.timed_out:
+            self._abandoned.add(f"method:{method_id}")
+        return outcome
 
     # -- listing ---------------------------------------------------------------------------
 

@@ -427,36 +427,92 @@ def test_a_bad_time_limit_setting_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_an_abandoned_call_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A hook past its limit that registers later, and a hook that changes its arguments: the host's
-    results and the caller's objects stay as they were."""
+    """A hook past its limit that registers later changes no result, and is not called again."""
 
     class Late:
         def __init__(self) -> None:
             self.release, self.finished = threading.Event(), threading.Event()
+            self.calls = 0
 
         @hookimpl
         def tunewise_register_hardware(self, register):  # type: ignore[no-untyped-def]
+            self.calls += 1
             self.release.wait()
             register(Hardware("late-gpu", peak_tflops=1.0, memory_gb=1.0))
             self.finished.set()
-
-        @hookimpl
-        def tunewise_before_run(self, plan):  # type: ignore[no-untyped-def]
-            plan.config["changed"] = True
-            plan.training.clear()
 
     monkeypatch.setenv(TIMEOUT_ENV, "0.2")
     late = Late()
     host = PluginHost(load_entry_points=False, builtins=(), disabled=(), extra_plugins=[("late", late)])
     registered = host.collect("tunewise_register_hardware")
     assert registered == [] and [f.stage for f in host.failures] == ["timeout"]
+    assert host.collect("tunewise_register_hardware") == [] and late.calls == 1  # not called (nor waited for) again
     late.release.set()
     assert late.finished.wait(HANG_GUARD_S)
     assert registered == [] and [f.stage for f in host.failures] == ["timeout"]
 
+    assert host.call("tunewise_before_run", plan=Plan("countdown")) == []  # the plugin is abandoned as a whole
+
+
+def test_hooks_get_private_copies_of_their_arguments() -> None:
+    class Meddler:
+        @hookimpl
+        def tunewise_before_run(self, plan):  # type: ignore[no-untyped-def]
+            plan.config["changed"] = True
+            plan.training.clear()
+
+    host = PluginHost(load_entry_points=False, builtins=(), disabled=(), extra_plugins=[("meddler", Meddler())])
     plan = Plan("countdown", config={"steps": 10}, training={"max_steps": 3})
-    assert host.call("tunewise_before_run", plan=plan) == [("late", None)]
-    assert plan.config == {"steps": 10} and plan.training == {"max_steps": 3}
+    assert host.call("tunewise_before_run", plan=plan) == [("meddler", None)]
+    assert plan.config == {"steps": 10} and plan.training == {"max_steps": 3} and not host.failures
+
+
+ASKERS = textwrap.dedent('''
+    import sys
+    import threading
+    from tunewise.plugins import Question, hookimpl
+
+    RELEASE = threading.Event()
+
+    def stuck(answers):
+        RELEASE.wait()
+        return False
+
+    def keyboard(answers):
+        raise KeyboardInterrupt
+
+    @hookimpl
+    def tunewise_register_questions(register):
+        register(Question("iso_exit", "Exits?", ask_if=lambda answers: sys.exit(0)))
+        register(Question("iso_ctrlc", "Interrupts?", ask_if=keyboard))
+        register(Question("iso_stuck", "Hangs?", ask_if=stuck))
+        register(Question("iso_never", "Never asked?", ask_if=lambda answers: answers.clear()))
+        register({"id": "iso_dict"})
+        register(Question("iso_weird", "Weird type?", type="weird"))
+        register(Question("has space", "Bad id?"))
+''')
+
+
+def test_plugin_questions_are_checked_and_their_conditions_isolated(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from tunewise.advisor.interview import plugin_questions, should_ask
+    from tunewise.plugins import manager
+
+    site = _site(tmp_path, askers=ASKERS)
+    monkeypatch.syspath_prepend(str(site))  # a real installed distribution, discovered in this process
+    monkeypatch.setenv(TIMEOUT_ENV, "0.5")
+    host = PluginHost(strict=False, disabled=())
+    monkeypatch.setattr(manager, "_HOST", host)
+    try:
+        asked = {q.id: q for q in plugin_questions() if q.id.startswith("iso_")}  # other installed plugins aside
+        assert set(asked) == {"iso_exit", "iso_ctrlc", "iso_stuck", "iso_never"}
+        invalid = [f.error for f in host.failures if f.plugin == "askers" and f.stage == "invalid"]
+        assert len(invalid) == 3 and any("weird" in e for e in invalid) and any("has space" in e for e in invalid)
+        answers = {"use_case": "x"}
+        assert [should_ask(asked[i], answers) for i in ("iso_exit", "iso_ctrlc", "iso_stuck")] == [True] * 3
+        assert should_ask(asked["iso_never"], answers) is False and answers == {"use_case": "x"}
+    finally:
+        sys.modules["tw_askers"].RELEASE.set()
 
 
 def test_every_hook_has_a_result_check() -> None:
