@@ -352,7 +352,6 @@ def test_read_lines_keeps_line_breaks_and_numbers(tmp_path: Path) -> None:
     path = write(tmp_path / "t.jsonl", "\ufeff" + '{"a": "x\u2028y"}\r\n\n{"b": 1}')
     lines = list(read_lines(path))
     assert [(line.number, line.text) for line in lines] == [(1, '{"a": "x\u2028y"}\r\n'), (2, "\n"), (3, '{"b": 1}')]
-    assert read_lines.__doc__
 
 
 SURROGATES: dict[str, tuple[Callable[[Path], None], str, str, str]] = {
@@ -386,6 +385,18 @@ def test_lone_surrogates_are_named_by_file_and_line(tmp_path: Path, monkeypatch:
         loader(path)
     message = str(caught.value)
     assert f"{path}:2: {field + ': ' if field else ''}text that cannot be encoded" in message, message
+
+
+def test_columnar_text_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    """Arrow does not check string bytes when a column is reinterpreted: such a parquet file is named, not a crash."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from tunewise.plugins.data import DataError, load_dataset
+
+    raw = pa.array([b"fine", b"\xed\xa0\x80 a CESU-8 surrogate"], type=pa.binary())
+    pq.write_table(pa.table({"text": raw.view(pa.string())}), tmp_path / "d.parquet")
+    with pytest.raises(DataError, match=r"d\.parquet: a text column is not UTF-8"):
+        load_dataset(tmp_path / "d.parquet")
 
 
 # -- through `tunewise run`: the data error wins over a model that does not exist --------------------
