@@ -321,10 +321,10 @@ def parse_plan(text: str, source: str = "plan.yaml", base_dir: Path | None = Non
         output_dir = None
     if out is not None:
         output_dir = out
-    elif output_dir is not None and roots is not None:
-        _check_outside(problems, ("output_dir",), output_dir, None, "write", roots)
     if output_dir is None:
         output_dir = str(Path("runs") / Path(source).stem)
+    if out is None and roots is not None:  # the default too: a cloned project can hold runs/<plan>/ with links
+        _check_outside(problems, ("output_dir",), output_dir, None, "write", roots)
 
     config: dict[str, Any] = {}
     training: dict[str, Any] = {}

@@ -265,23 +265,53 @@ def plan_roots(plan_dir: Path | str | None) -> tuple[Path, ...]:
     return (Path(plan_dir), Path.cwd()) if plan_dir is not None else (Path.cwd(),)
 
 
+_OUTSIDE_RULE = ("a plan may name files and folders only in its own folder or the working directory unless you "
+                 "run it with --allow-outside-paths (a plan from someone else must not make tunewise read, quote, "
+                 "overwrite or delete your other files)")
+
+LINKS_SHOWN = 3
+"""Links out of a folder named in a refusal (the first ones found)."""
+
+
 def outside_problem(value: str, target: Path | str, roots: Sequence[Path]) -> str | None:
     """Why ``target`` (where the plan's ``value`` leads) lies outside every root, or None when it is inside.
 
     Judged on the name (``~`` expanded, ``..`` folded) *and* on where it really leads (links followed,
     also for paths that do not exist yet): a copied or cloned folder can carry a link such as
-    ``data.jsonl -> ~/.ssh/id_rsa``. Raises ``ValueError`` for names the system cannot use (NUL byte).
+    ``data.jsonl -> ~/.ssh/id_rsa``. A folder is searched for such links too (loaders read the files
+    in it; runs write into it, through any link planted at a file name). Raises ``ValueError`` for
+    names the system cannot use (NUL byte).
     """
     name = _absolute(target)
     real = Path(os.path.realpath(Path(target).expanduser()))  # unfolded: the system resolves a link before its ..
     named_inside = any(is_inside(name, root) for root in roots)
-    if named_inside and any(is_inside(real, root) for root in roots):
-        return None
     shown = " and ".join(str(_absolute(root)) for root in roots)
-    via = f" (a link to {real})" if named_inside else ""
-    return (f"{value}{via} is outside {shown}; a plan may name files and folders only in its own folder or the "
-            "working directory unless you run it with --allow-outside-paths (a plan from someone else must not "
-            "make tunewise read, quote, overwrite or delete your other files)")
+    if not (named_inside and any(is_inside(real, root) for root in roots)):
+        via = f" (a link to {real})" if named_inside else ""
+        return f"{value}{via} is outside {shown}; {_OUTSIDE_RULE}"
+    links = links_out(real, roots) if real.is_dir() else []
+    if links:
+        listed = ", ".join(f"{link.relative_to(real)} -> {dest}" for link, dest in links)
+        return f"{value} holds links to files outside {shown} ({listed}); {_OUTSIDE_RULE}"
+    return None
+
+
+def links_out(folder: Path, roots: Sequence[Path], limit: int = LINKS_SHOWN) -> list[tuple[Path, Path]]:
+    """(link, where it leads) for the first ``limit`` links under ``folder`` that lead outside every root.
+
+    Linked folders are not entered (no loader enters them either), but a link to a folder outside counts.
+    """
+    found: list[tuple[Path, Path]] = []
+    for top, dirs, files in os.walk(folder):  # never follows links; unreadable folders are skipped
+        for entry in sorted(dirs) + sorted(files):
+            path = Path(top) / entry
+            if path.is_symlink():
+                dest = Path(os.path.realpath(path))
+                if not any(is_inside(dest, root) for root in roots):
+                    found.append((path, dest))
+                    if len(found) >= limit:
+                        return found
+    return found
 
 
 def confine_plan_path(value: str, plan_source: str | None, *, field: str = "", kind: str = "read") -> Path:

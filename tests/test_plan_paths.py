@@ -144,7 +144,7 @@ def refused(plan: Path, line: int, field: str) -> str:
     message = str(caught.value)
     assert f"{plan}:{line}: {field}: " in message, message
     mine = next(row for row in message.splitlines() if f":{line}: {field}: " in row)
-    assert "is outside" in mine and "--allow-outside-paths" in mine, mine
+    assert ("is outside" in mine or "holds links to files outside" in mine) and "--allow-outside-paths" in mine, mine
     return message
 
 
@@ -501,3 +501,35 @@ def test_export_applies_the_same_rule_and_takes_the_same_opt_in(layout: Layout) 
                       cwd=layout.root, timeout=120)
     assert allowed.returncode == 0, allowed.stderr
     assert str(layout.home / "canary_model") in target.read_text()
+
+
+def test_links_planted_inside_a_named_folder_are_found(layout: Layout) -> None:
+    """Loaders read every file in a data or model folder, and runs write through a link at a file's name."""
+    docs = layout.root / "data" / "docs"
+    (docs / "notes.txt").symlink_to(layout.home / "canary.jsonl")
+    (layout.plans / "model" / "tokenizer.json").symlink_to(layout.home / "canary.jsonl")
+    planted = layout.root / "runs" / "rag"
+    planted.mkdir(parents=True)
+    (planted / "report.md").symlink_to(layout.home / "victim.md")  # not there yet: the run would create it
+    plan, lines = write_plan(layout.plans, "rag", data="../data/docs", output_dir="runs/rag",
+                             config={"embedding_model": "model"})
+    message = refused(plan, lines["data"], "data")
+    assert f"notes.txt -> {layout.home / 'canary.jsonl'}" in message
+    for name, shown in (("config.embedding_model", "tokenizer.json"), ("output_dir", "report.md")):
+        row = next(r for r in message.splitlines() if f":{lines[name]}: {name}: " in r)
+        assert "holds links to files outside" in row and shown in row and "--allow-outside-paths" in row, row
+    assert load_plan(plan, allow_outside_paths=True)
+
+
+def test_a_default_output_folder_with_a_planted_link_is_refused_before_anything_is_written(layout: Layout) -> None:
+    """No output_dir in the plan: runs/<plan name> in the working directory is checked all the same."""
+    victim = layout.home / "victim.md"
+    victim.write_text("the user's own file\n")
+    planted = layout.root / "runs" / "plan"
+    planted.mkdir(parents=True)
+    (planted / "events.jsonl").symlink_to(victim)
+    plan = layout.plans / "plan.yaml"
+    plan.write_text(f"method: lora\nmodel: {NO_MODEL}\ndata: ../data/chat.jsonl\n")
+    result = run_cli("run", str(plan), "--quiet", cwd=layout.root, timeout=120)
+    assert result.returncode == 1 and "output_dir: runs/plan holds links to files outside" in result.stderr
+    assert victim.read_text() == "the user's own file\n" and sorted(p.name for p in planted.iterdir()) == ["events.jsonl"]
