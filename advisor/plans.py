@@ -24,9 +24,9 @@ read path is taken beside the plan when it exists there, else in the working dir
 A plan file read from disk may name paths (``data``, ``output_dir``, a local ``model`` folder and
 every marked setting, lists included) only inside its own folder or the working directory:
 absolute paths, ``~`` and ``..`` are fine while they stay there, links are followed to where they
-lead. Anything else needs the user's ``--allow-outside-paths``, since a plan from someone else
-must not pick the user's files. ``tunewise run --out`` is the user's own choice and replaces
-``output_dir`` unchecked.
+lead, and a named folder (the default ``runs/<plan>`` too) must hold no link leading out. Anything
+else needs the user's ``--allow-outside-paths``, since a plan from someone else must not pick the
+user's files. ``tunewise run --out`` is the user's own choice and replaces ``output_dir`` unchecked.
 """
 
 from __future__ import annotations
