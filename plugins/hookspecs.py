@@ -9,7 +9,9 @@ docstring says what it must return or register; anything else is reported as ``i
 dropped. A third-party implementation that has not returned after 10 s (``register_*``,
 ``adjust_recommendations``, ``training_callbacks``) or 300 s (``load_dataset``, ``before_run``,
 ``after_run``) is abandoned and reported as ``timeout``; ``TUNEWISE_PLUGIN_TIMEOUT`` sets one limit
-for all. Arguments are the plugin's own copies: changing them changes nothing in tunewise.
+for all. Arguments are the plugin's own copies: changing them changes nothing in tunewise. Each call
+runs in a fresh worker thread, never the main one: a hook cannot install signal handlers, and
+thread-local state does not carry from one call to the next.
 """
 
 from __future__ import annotations
