@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from tunewise.advisor import limits
 from tunewise.plugins.errors import TunewiseError
 from tunewise.plugins.redaction import redacted_repr
 from tunewise.plugins.types import (
@@ -53,6 +54,8 @@ class FieldSpec:
     minimum: float | None = None
     above_minimum: bool = False
     """True when the value must be strictly greater than ``minimum``."""
+    maximum: float | None = None
+    """Largest value accepted (:mod:`tunewise.advisor.limits`: far beyond any real run, keeps quotes finite)."""
 
 
 FIELDS: tuple[FieldSpec, ...] = (
@@ -64,25 +67,30 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("knowledge_changes", "choice", "never", "How often the facts it needs change.",
               choices=KNOWLEDGE_CHANGES),
     FieldSpec("needs_citations", "bool", False, "Answers must cite their sources."),
-    FieldSpec("data.documents", "count", 0, "Reference documents the model should draw on.", minimum=0),
+    FieldSpec("data.documents", "count", 0, "Reference documents the model should draw on.", minimum=0,
+              maximum=limits.EXAMPLES.high),
     FieldSpec("data.unlabeled_tokens", "count", 0, "Raw domain text, in tokens (2e9, 500M and 2B are accepted).",
-              minimum=0),
-    FieldSpec("data.labeled_examples", "count", 0, "Input → output example pairs.", minimum=0),
-    FieldSpec("data.preference_pairs", "count", 0, "Chosen/rejected pairs or rankings of outputs.", minimum=0),
+              minimum=0, maximum=limits.TOKENS.high),
+    FieldSpec("data.labeled_examples", "count", 0, "Input → output example pairs.", minimum=0,
+              maximum=limits.EXAMPLES.high),
+    FieldSpec("data.preference_pairs", "count", 0, "Chosen/rejected pairs or rankings of outputs.", minimum=0,
+              maximum=limits.EXAMPLES.high),
     FieldSpec("data.human_raters", "bool", False, "People available to rate outputs over time."),
     FieldSpec("data.path", "path", None, "A data file or folder; it is audited and its counts replace the "
               "numbers above (relative to the answers file)."),
     FieldSpec("model.name", "optional_text", None, "A local model folder or a Hugging Face id in the local "
               "cache; null = a model of model.params_b billion parameters (runs use the embedded model)."),
     FieldSpec("model.params_b", "float", 7.0, "Model size in billions of parameters (used when the model is "
-              "not on disk).", minimum=0, above_minimum=True),
+              "not on disk).", minimum=0, above_minimum=True, maximum=limits.PARAMS_B.high),
     FieldSpec("hardware.gpu", "text", "A100-80GB", "Accelerator from the catalogue (H100, H200, A100-40GB, "
               "A100-80GB, L4, A10G, RTX4090, A6000, T4, cpu …), case-insensitive."),
-    FieldSpec("hardware.gpus", "int", 1, "How many of them.", minimum=1),
-    FieldSpec("budget.usd", "float", 1000.0, "Compute budget in US dollars.", minimum=0),
-    FieldSpec("budget.days", "float", 14.0, "Calendar days available.", minimum=0, above_minimum=True),
+    FieldSpec("hardware.gpus", "int", 1, "How many of them.", minimum=1, maximum=limits.GPUS.high),
+    FieldSpec("budget.usd", "float", 1000.0, "Compute budget in US dollars.", minimum=0, maximum=limits.USD.high),
+    FieldSpec("budget.days", "float", 14.0, "Calendar days available.", minimum=0, above_minimum=True,
+              maximum=limits.DAYS.high),
     FieldSpec("team_expertise", "choice", "moderate", "The team's ML experience.", choices=EXPERTISE_LEVELS),
-    FieldSpec("queries_per_day", "count", 1000, "Expected queries per day once deployed.", minimum=0),
+    FieldSpec("queries_per_day", "count", 1000, "Expected queries per day once deployed.", minimum=0,
+              maximum=limits.QUERIES_PER_DAY.high),
     FieldSpec("latency_sensitive", "bool", False, "Answers must come back fast (long prompts hurt)."),
 )
 """The answers file schema, in file order."""
@@ -161,12 +169,19 @@ def validate_value(spec: FieldSpec, value: Any) -> Any:
     else:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"must be a number, got {redacted_repr(value, 80)}")
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an int with hundreds of digits
+            number = math.inf
+    if isinstance(number, float) and not math.isfinite(number):  # nan passes every comparison below
+        raise ValueError(f"must be a finite number, got {redacted_repr(value, 80)}")
     if spec.minimum is not None:
         if spec.above_minimum and number <= spec.minimum:
             raise ValueError(f"must be > {spec.minimum:g}")
         if not spec.above_minimum and number < spec.minimum:
             raise ValueError(f"must be ≥ {spec.minimum:g}")
+    if spec.maximum is not None and number > spec.maximum:
+        raise ValueError(f"must be ≤ {limits.shown(spec.maximum)}, got {redacted_repr(value, 80)}")
     return int(number) if kind in ("count", "int") else number
 
 

@@ -31,8 +31,9 @@ def normalise(name: str) -> str:
 
 def _number(entry: Mapping[str, Any], key: str, where: str, default: float | None = None) -> float:
     value = entry.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise HardwareError(f"{where}.{key}: must be a number ≥ 0, got {value!r}")
+    # nan passes "< 0"; inf and 1e300 overflow every quote: a finite number up to 1e9 (no device comes close)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1e9:
+        raise HardwareError(f"{where}.{key}: must be a number from 0 to 1e9, got {value!r}")
     return float(value)
 
 
@@ -49,7 +50,7 @@ def hardware_from_entry(entry: Any, where: str) -> Hardware:
         raise HardwareError(f"{where}.name: must be a non-empty string")
     price = entry.get("usd_per_hour", [0, 0])
     if not (isinstance(price, list) and len(price) == 2 and all(isinstance(p, (int, float)) for p in price)
-            and 0 <= price[0] <= price[1]):
+            and 0 <= price[0] <= price[1] <= 1e9):
         raise HardwareError(f"{where}.usd_per_hour: must be [low, high] with 0 ≤ low ≤ high, got {price!r}")
     kind = entry.get("kind", "gpu")
     if kind not in ("gpu", "cpu"):

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 
 def money(x: float) -> str:
+    if x != x or x in (float("inf"), float("-inf")):  # a plugin's unbounded figure: never "$infM"
+        return "unbounded" if x == float("inf") else "unknown"
     if x == 0:
         return "$0"
     if x < 0.01:

@@ -10,12 +10,12 @@ Units: FLOPs, bytes and seconds inside; quotes show GB (10^9 bytes), hours and U
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from tunewise.plugins.errors import TunewiseError
 from tunewise.plugins.parallelism import default_strategy, state_fractions
 from tunewise.plugins.types import Hardware, Quote
 
@@ -56,6 +56,29 @@ DERIVED_VOCAB = 128_000
 """Vocabulary assumed for a model known only by its size (Llama 3: 128,256; Qwen 2.5: 151,936)."""
 
 TrainKind = Literal["full", "lora", "dpo", "forward"]
+
+
+class QuoteInputError(TunewiseError, ValueError):
+    """A figure a quote starts from (or arrives at) is not a finite number in range; the message names it."""
+
+
+def _finite(name: str, value: float, *, positive: bool = False) -> float:
+    """``value`` as a float when finite and ≥ 0 (> 0 with ``positive``); else :class:`QuoteInputError`."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise QuoteInputError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(number) or number < 0 or (positive and number == 0):
+        raise QuoteInputError(f"{name} must be a finite number {'> 0' if positive else '≥ 0'}, got {value!r}")
+    return number
+
+
+def _check_figures(method: str, **figures: float) -> None:
+    """Refuse a quote whose arithmetic left the floating-point range (inputs far beyond any real run)."""
+    broken = [name for name, value in figures.items() if not math.isfinite(value)]
+    if broken:
+        raise QuoteInputError(f"{method}: the quote's {', '.join(broken)} overflowed; the model size, token count "
+                              "or hardware figures are beyond what can be quoted")
 
 
 # -- model shape ----------------------------------------------------------------------------------
@@ -109,9 +132,7 @@ def shape_from_params(params_b: float) -> ModelShape:
     models), and L from the non-embedding remainder. For Llama-2-7B this gives h=4224, L=28 (real:
     4096, 32); good to a few percent in FLOPs and memory, which scale with N.
     """
-    if params_b <= 0:
-        raise ValueError("params_b must be > 0")
-    n = params_b * 1e9
+    n = _finite("params_b", params_b, positive=True) * 1e9
     hidden = max(64, round((n * ASPECT_RATIO / 12) ** (1 / 3) / 64) * 64)
     embed = min(2 * DERIVED_VOCAB * hidden, 0.3 * n)
     vocab = int(embed / (2 * hidden))
@@ -158,6 +179,7 @@ def resolve_shape(name: str | None, params_b: float) -> ModelShape:
     if not name:
         return shape_from_params(params_b)
     from tunewise.plugins.errors import ModelNotFoundError
+    from tunewise.plugins.model_files import read_model_config
     from tunewise.plugins.models import _safetensors_parameter_count, resolve_model
 
     try:
@@ -165,7 +187,7 @@ def resolve_shape(name: str | None, params_b: float) -> ModelShape:
     except ModelNotFoundError:
         derived = shape_from_params(params_b)
         return replace(derived, source=f"model {name!r} not found locally; {derived.source}")
-    cfg = json.loads((ref.path / "config.json").read_text())
+    cfg = read_model_config(ref.path)  # bounded, strict, shape fields in range (a corrupt one is named)
     counted, _ = _safetensors_parameter_count(ref.path)
     return shape_from_config(cfg, counted or None, source=f"config.json at {ref.path}")
 
@@ -385,7 +407,18 @@ def _fits(parts: Mapping[str, float], hardware: Hardware, offset: float) -> bool
 
 
 def _calibrated(hardware: Hardware, method: str) -> Mapping[str, Any]:
-    return hardware.calibration.get(method, {}) if hardware.calibration else {}
+    """The probe calibration of ``method`` on ``hardware``, its figures checked (the store is a file on disk)."""
+    cal = hardware.calibration.get(method, {}) if hardware.calibration else {}
+    for key in ("mfu", "peak_tflops"):
+        if cal.get(key) is not None:
+            _finite(f"calibration {hardware.name}/{method} {key} (probe again to replace it)", cal[key])
+    if cal.get("memory_offset_gb") is not None:
+        offset = cal["memory_offset_gb"]
+        if isinstance(offset, bool) or not isinstance(offset, (int, float)) or not math.isfinite(offset) \
+                or abs(offset) > 1e6:
+            raise QuoteInputError(f"calibration {hardware.name}/{method} memory_offset_gb must be a finite number "
+                                  f"of GB, got {offset!r} (probe again to replace it)")
+    return cal
 
 
 def memory_fixes(shape: ModelShape, setup: TrainSetup, hardware: Hardware, kind: TrainKind,
@@ -447,6 +480,7 @@ def training_quote(
     the measured runtime overhead to the memory figure.
     """
     setup = setup or TrainSetup()
+    tokens = _finite("tokens", tokens)
     seq_len = min(setup.seq_len, shape.context) if shape.context else setup.seq_len
     setup = replace(setup, seq_len=seq_len)
     cal = _calibrated(hardware, method)
@@ -493,6 +527,7 @@ def training_quote(
     wall_s = compute_seconds(flops, hardware, 1 if shared_host else setup.gpus, used_mfu) * factor
     gpu_hours = wall_s * setup.gpus / 3600
     low, high = usd(gpu_hours, hardware)
+    _check_figures(method, flops=flops, hours=wall_s, dollars=high, memory=total_gb(parts))
     fixes = () if fits else tuple(memory_fixes(shape, setup, hardware, kind, offset, extra_frozen_params))
     all_assumptions: dict[str, Any] = {
         "mfu": float(f"{used_mfu:.4g}"),
@@ -587,6 +622,9 @@ def inference_quote(
     With ``finetune_usd`` (a fine-tune's low/high cost) the break-even says after how many days at
     ``queries_per_day`` the extra per-query cost exceeds training once (absent: it never does).
     """
+    extra_prompt_tokens = _finite("extra_prompt_tokens", extra_prompt_tokens)
+    queries_per_day = _finite("queries_per_day", queries_per_day)
+    setup_flops = _finite("setup_flops", setup_flops)
     setup_hours = compute_seconds(setup_flops, hardware, 1, setup_mfu) / 3600
     setup_low, setup_high = usd(setup_hours, hardware)
     with_low, with_high = query_usd(shape, hardware, base_prompt_tokens + extra_prompt_tokens, output_tokens)
@@ -618,6 +656,8 @@ def inference_quote(
             notes["breakeven"] = ("days of queries after which training once (LoRA) would have cost less "
                                   "than the longer prompts")
     context = base_prompt_tokens + extra_prompt_tokens + output_tokens
+    _check_figures(method, setup_flops=setup_flops, dollars_per_query=with_high,
+                   dollars_per_day=per_query["extra_usd_per_day_high"], context=context)
     parts = inference_memory(shape, int(context), SERVING_BATCH, hardware)
     fits = total_gb(parts) <= hardware.memory_gb
     all_assumptions: dict[str, Any] = {

@@ -209,7 +209,8 @@ def _tensor(name: str, entry: Any, where: str) -> TensorInfo:
     if not isinstance(dtype, str) or dtype not in DTYPE_BITS:
         raise CorruptModelError(f"{where}: tensor {name!r} has unknown dtype {dtype!r}")
     if not isinstance(shape, list) or not all(type(d) is int and 0 <= d < _U64 for d in shape):
-        raise CorruptModelError(f"{where}: tensor {name!r} has shape {shape!r}; a list of whole numbers ≥ 0 is needed")
+        raise CorruptModelError(f"{where}: tensor {name!r} has shape {shape!r}; a list of whole numbers ≥ 0 "
+                                "is needed")
     if (not isinstance(offsets, list) or len(offsets) != 2
             or not all(type(o) is int and 0 <= o < _U64 for o in offsets) or offsets[1] < offsets[0]):
         raise CorruptModelError(f"{where}: tensor {name!r} has data_offsets {offsets!r}; [begin, end] with "

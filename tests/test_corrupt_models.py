@@ -305,8 +305,8 @@ def test_special_files_are_refused_without_blocking(tmp_path: Path, tiny_model_d
 def test_bad_config_json_is_named(tmp_path: Path, tiny_model_dir: Path, content: bytes, expected: str) -> None:
     model = copy_model(tiny_model_dir, tmp_path / "model")
     (model / "config.json").write_bytes(content)
-    assert_refused(model, model / "config.json", expected, cli=expected in ("NaN is not a JSON value",
-                                                                          'hidden_size is "64"', "must hold a JSON object"))
+    through_cli = expected in ("NaN is not a JSON value", 'hidden_size is "64"', "must hold a JSON object")
+    assert_refused(model, model / "config.json", expected, cli=through_cli)
 
 
 @pytest.mark.parametrize(("damage", "expected"), [

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
+from tunewise.advisor import limits
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", help="jsonl/json/csv/parquet file, datasets folder, or folder of .txt/.md files")
     parser.add_argument("--model", default=None, help="model whose tokenizer counts tokens (default: the embedded one)")
-    parser.add_argument("--max-tokens", type=int, default=None,
+    parser.add_argument("--max-tokens", type=limits.flag(limits.SEQ_LEN), default=None,
                         help="longest example accepted (default: the model's context, at most 2048)")
     parser.add_argument("--format", choices=("table", "json"), default="table", help="output format")
 

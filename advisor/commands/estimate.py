@@ -5,47 +5,33 @@ from __future__ import annotations
 import argparse
 import json
 
-
-def _positive_float(text: str) -> float:
-    from tunewise.advisor.answers import parse_count
-
-    try:
-        value = parse_count(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be > 0")
-    return value
+from tunewise.advisor import limits
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", required=True, help="method id (see `tunewise plugins`)")
-    parser.add_argument("--params-b", type=float, default=7.0, help="model size in billions of parameters (default 7)")
+    parser.add_argument("--params-b", type=limits.flag(limits.PARAMS_B), default=7.0,
+                        help="model size in billions of parameters (default 7)")
     parser.add_argument("--model", default=None,
                         help="a local model folder or cached hub id: its config.json gives the exact shape")
-    parser.add_argument("--tokens", type=_positive_float, required=True, metavar="D",
+    parser.add_argument("--tokens", type=limits.flag(limits.TRAINING_TOKENS), required=True, metavar="D",
                         help="tokens the run processes, all epochs (2e9, 500M and 2B are accepted); "
                              "RAG: document tokens to index; RLHF: preference tokens (chosen + rejected)")
     parser.add_argument("--gpu", default="A100-80GB", help="hardware from the catalogue (default A100-80GB)")
-    parser.add_argument("--gpus", type=int, default=1, help="number of devices (default 1)")
-    parser.add_argument("--seq-len", type=int, default=None, help="training sequence length (default: the method's)")
-    parser.add_argument("--queries-per-day", type=int, default=1000, help="for per-query methods (default 1000)")
+    parser.add_argument("--gpus", type=limits.flag(limits.GPUS), default=1, help="number of devices (default 1)")
+    parser.add_argument("--seq-len", type=limits.flag(limits.SEQ_LEN), default=None,
+                        help="training sequence length (default: the method's)")
+    parser.add_argument("--queries-per-day", type=limits.flag(limits.QUERIES_PER_DAY), default=1000,
+                        help="for per-query methods (default 1000)")
     parser.add_argument("--format", choices=("table", "json"), default="table", help="output format")
 
 
 def main(args: argparse.Namespace) -> int:
     from tunewise.advisor.hardware import find_hardware
     from tunewise.advisor.ranking import json_safe
-    from tunewise.plugins.errors import TunewiseError
     from tunewise.plugins.manager import get_host
     from tunewise.plugins.types import HardwareChoice, ModelProfile, Profile
 
-    if args.gpus < 1:
-        raise TunewiseError("--gpus must be ≥ 1")
-    if args.params_b <= 0:
-        raise TunewiseError("--params-b must be > 0")
-    if args.seq_len is not None and args.seq_len < 1:
-        raise TunewiseError("--seq-len must be ≥ 1")
     hardware = find_hardware(args.gpu)
     profile = Profile(
         model=ModelProfile(name=args.model, params_b=args.params_b),

@@ -26,6 +26,8 @@ HELP_LINE = "[a] A is better   [b] B is better   [s] skip   [u] undo   [q] quit"
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = (
+from tunewise.advisor import limits
+
         "keys: a/1 = A is better, b/2 = B is better, s = skip, u = undo, q = quit. Every decision is on disk at\n"
         "once; run the same command again to continue. The output is the data of an rlhf plan\n"
         "(config.algorithm: grpo | rloo | dpo; see examples/plans/rlhf.yaml and dpo.yaml).\n\n"
@@ -42,9 +44,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None,
                         help="model that writes the two candidates (local folder or cached hub id; default: the "
                              "embedded SmolLM2-135M-Instruct); not loaded when every prompt brings candidates")
-    parser.add_argument("--max-new-tokens", type=int, default=96, help="longest generated candidate, in tokens")
-    parser.add_argument("--temperature", type=float, default=0.9, help="sampling temperature of the candidates")
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed (the same prompt gets the same pair)")
+    parser.add_argument("--max-new-tokens", type=limits.flag(limits.GENERATED_TOKENS),
+                        default=96, help="longest generated candidate, in tokens")
+    parser.add_argument("--temperature", type=limits.flag(limits.TEMPERATURE),
+                        default=0.9, help="sampling temperature of the candidates")
+    parser.add_argument("--seed", type=limits.flag(limits.SEED),
+                        default=0, help="sampling seed (the same prompt gets the same pair)")
     parser.add_argument("--labeler", default="", help="your name or id, stored with every decision")
     parser.add_argument("--keys-from-stdin", action="store_true",
                         help="read one key per line from standard input instead of the keyboard (scripts, tests)")

@@ -5,14 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 
+from tunewise.advisor import limits
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", required=True, choices=("lora", "full_finetune", "continual_pretraining"),
                         help="training method to probe")
     parser.add_argument("--model", default=None, help="model to probe with (default: the embedded SmolLM2-135M)")
-    parser.add_argument("--steps", type=int, default=20, help="optimizer steps to run (default 20)")
-    parser.add_argument("--seq-len", type=int, default=256, help="tokens per sequence (default 256)")
-    parser.add_argument("--batch-size", type=int, default=4, help="sequences per step (default 4)")
+    parser.add_argument("--steps", type=limits.flag(limits.STEPS),
+                        default=20, help="optimizer steps to run (default 20)")
+    parser.add_argument("--seq-len", type=limits.flag(limits.SEQ_LEN),
+                        default=256, help="tokens per sequence (default 256)")
+    parser.add_argument("--batch-size", type=limits.flag(limits.BATCH),
+                        default=4, help="sequences per step (default 4)")
     parser.add_argument("--gpu", default=None, help="catalogue name of this machine's accelerator (default: detected)")
     parser.add_argument("--format", choices=("table", "json"), default="table", help="output format")
 

@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from tunewise.advisor import limits
 from tunewise.plugins.redaction import redact
 
 MODES = ("dense", "bm25", "hybrid")
@@ -22,11 +23,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     index.add_argument("--index", required=True, metavar="DIR", help="index folder (created if missing)")
     index.add_argument("--embedding-model", default=None, metavar="PATH",
                        help="local sentence-transformers folder (default: the bundled all-MiniLM-L6-v2)")
-    index.add_argument("--chunk-tokens", type=int, default=None,
+    index.add_argument("--chunk-tokens", type=limits.flag(limits.CHUNK_TOKENS), default=None,
                        help="chunk length in embedding-model tokens (default: the index's, 200 for a new one)")
-    index.add_argument("--overlap-tokens", type=int, default=None,
+    index.add_argument("--overlap-tokens", type=limits.flag(limits.OVERLAP_TOKENS), default=None,
                        help="tokens shared by consecutive chunks (default: the index's, 40 for a new one)")
-    index.add_argument("--batch-size", type=int, default=32, help="chunks embedded per batch")
+    index.add_argument("--batch-size", type=limits.flag(limits.BATCH), default=32,
+                       help="chunks embedded per batch")
     index.add_argument("--rebuild", action="store_true",
                        help="re-embed everything (needed to change the embedding model or repair a corrupted index)")
     index.add_argument("--format", choices=("text", "json"), default="text")
@@ -34,7 +36,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     search = sub.add_parser("search", help="the chunks that best match a query, best first")
     search.add_argument("query")
     search.add_argument("--index", required=True, metavar="DIR")
-    search.add_argument("--k", type=int, default=5, help="how many chunks (default 5)")
+    search.add_argument("--k", type=limits.flag(limits.RESULTS), default=5, help="how many chunks (default 5)")
     search.add_argument("--mode", choices=MODES, default="hybrid",
                         help="dense (embeddings), bm25 (keywords) or hybrid (both, reciprocal rank fusion)")
     search.add_argument("--format", choices=("text", "json"), default="text",
@@ -44,10 +46,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     ask.add_argument("question")
     ask.add_argument("--index", required=True, metavar="DIR")
     ask.add_argument("--model", default=None, help="causal LM folder or cached hub id (default: the embedded model)")
-    ask.add_argument("--k", type=int, default=3, help="chunks given to the model (default 3)")
+    ask.add_argument("--k", type=limits.flag(limits.RESULTS), default=3, help="chunks given to the model (default 3)")
     ask.add_argument("--mode", choices=MODES, default="hybrid")
-    ask.add_argument("--max-new-tokens", type=int, default=96)
-    ask.add_argument("--min-relevance", type=float, default=0.3,
+    ask.add_argument("--max-new-tokens", type=limits.flag(limits.GENERATED_TOKENS), default=96)
+    ask.add_argument("--min-relevance", type=limits.flag(limits.RELEVANCE), default=0.3,
                      help="cosine similarity the best chunk needs, else the answer is that the documents do "
                           "not contain it (default 0.3)")
     ask.add_argument("--format", choices=("text", "json"), default="text")

@@ -7,6 +7,8 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+from tunewise.advisor import limits
+
     from tunewise.plugins.parallelism import DistributedSettings
     from tunewise.plugins.types import Plan
 
@@ -15,7 +17,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("plan", help="plan file (YAML): method, model, data, config, training, output_dir")
     parser.add_argument("--out", default=None,
                         help="output folder (default: the plan's output_dir); yours to choose, so it may lie anywhere")
-    parser.add_argument("--max-steps", type=int, default=None, help="stop after N optimizer steps (overrides the plan)")
+    parser.add_argument("--max-steps", type=limits.flag(limits.STEPS), default=None,
+                        help="stop after N optimizer steps (overrides the plan)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the last complete checkpoint in the output folder")
     parser.add_argument("--force", action="store_true",
@@ -24,7 +27,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events", choices=("-",), default=None,
                         help="also write the JSON-lines event stream to stdout (-)")
     parser.add_argument("--quiet", action="store_true", help="no progress output on stderr")
-    parser.add_argument("--processes", type=int, default=None, metavar="N",
+    parser.add_argument("--processes", type=limits.flag(limits.PROCESSES), default=None, metavar="N",
                         help="train data-parallel on N processes (one per GPU; gloo CPU processes without one); "
                              "overrides the plan's distributed.processes")
     parser.add_argument("--trust-remote-code", action="store_true",
