@@ -13,11 +13,16 @@ Shared by the app's Preferences screen and ``tunewise label``; it knows nothing 
 - Reopening the same output resumes at the first prompt with no decision (decisions are matched to
   prompts by :func:`prompt_key`, since the stored text has secrets redacted); :meth:`undo` removes
   the latest decision (truncating its file back to where that line began).
+- A UI never labels what the person did not see: it calls :meth:`LabelingSession.show` once a pair
+  is on screen and passes the :class:`ShownPair` it gets to ``choose``/``skip``. From the first
+  ``show`` on, the session refuses any decision that does not carry the token of the pair on screen
+  now (a key typed while the next pair was loading, a stale callback, a second press).
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import threading
@@ -60,6 +65,24 @@ class Decision:
     candidates: tuple[str, str] | None
     key: str = ""
     """:func:`prompt_key` of the prompt as the prompts file has it (the stored text may be redacted)."""
+
+
+SETTLE_S = 0.3
+"""A newly shown pair accepts a decision once it has been on screen this long with no key pressed.
+
+Keys that arrive sooner (a double press, a held key, type-ahead) were meant for an earlier pair:
+both UIs drop them and say so.
+"""
+
+
+@dataclass(frozen=True)
+class ShownPair:
+    """The pair on screen, open for a decision; its ``token`` is what a decision must carry."""
+
+    token: int
+    prompt: LabelPrompt
+    pair: tuple[str, str] | None
+    """The two answers as drawn; None when they could not be written (only a skip is possible)."""
 
 
 def prompt_key(prompt: str) -> str:
@@ -183,7 +206,12 @@ class LabelingSession:
         self.labeler = labeler
         self._lock = threading.Lock()
         self._generating = threading.Lock()
+        self._deciding = threading.Lock()
         self._cache: dict[str, tuple[str, str]] = {}
+        self._shown: ShownPair | None = None
+        self._tokens = itertools.count(1)
+        self._driven = False
+        """Set by the first :meth:`show`: from then on every decision must carry a :class:`ShownPair`."""
         self.decisions: list[Decision] = sorted(
             _read_decisions(self.out, "choice") + _read_decisions(self.skipped_out, "skip"),
             key=lambda d: d.time,
@@ -225,6 +253,11 @@ class LabelingSession:
 
     # -- candidates --------------------------------------------------------------------------
 
+    def ready_candidates(self, prompt: LabelPrompt) -> tuple[str, str] | None:
+        """The pair for ``prompt`` if it needs no generating (from the file or already written), else None."""
+        with self._lock:
+            return prompt.candidates or self._cache.get(prompt_key(prompt.prompt))
+
     def candidates(self, prompt: LabelPrompt) -> tuple[str, str]:
         """The two answers to show (slow when generated: call from a worker thread)."""
         # One generation at a time: a second caller for the same prompt (the UI catching up with
@@ -241,6 +274,44 @@ class LabelingSession:
             with self._lock:
                 self._cache[prompt_key(prompt.prompt)] = pair
             return pair
+
+    # -- what is on screen -------------------------------------------------------------------
+
+    @property
+    def shown(self) -> ShownPair | None:
+        """The pair open for a decision now, or None (loading, just decided, or nothing on screen)."""
+        with self._lock:
+            return self._shown
+
+    def show(self, prompt: LabelPrompt, pair: tuple[str, str] | None) -> ShownPair:
+        """Record that ``pair`` for ``prompt`` is now on screen: the only pair a decision is accepted for.
+
+        Call it when the pair has been drawn (not when it was requested). ``pair`` None means the
+        prompt is on screen without answers (they could not be written): it can be skipped, not chosen.
+        """
+        self._check_pending(prompt)
+        with self._lock:
+            self._driven = True
+            self._shown = ShownPair(next(self._tokens), prompt, pair)
+            return self._shown
+
+    def hide(self) -> None:
+        """Nothing is open for a decision (the next pair is loading, or the UI left)."""
+        with self._lock:
+            self._shown = None
+
+    def _claim(self, target: ShownPair | LabelPrompt, action: str) -> tuple[LabelPrompt, ShownPair | None]:
+        """The prompt a decision is for; refuses one for a pair that is not on screen now."""
+        if isinstance(target, ShownPair):
+            current = self.shown
+            if current is None or current.token != target.token:
+                raise LabelingError(f"pair {target.prompt.index + 1} is not on screen any more; nothing was "
+                                    f"recorded")
+            return target.prompt, target
+        if self._driven:
+            raise LabelingError(f"cannot {action} prompt {target.index + 1}: this session is shown on a screen, "
+                                "so a decision must carry the pair on screen (LabelingSession.show)")
+        return target, None
 
     # -- decisions ---------------------------------------------------------------------------
 
@@ -260,12 +331,31 @@ class LabelingSession:
         if prompt_key(prompt.prompt) in self._handled():
             raise LabelingError(f"prompt {prompt.index + 1} already has a decision; undo it first")
 
-    def choose(self, prompt: LabelPrompt, preferred: int) -> Decision:
-        """Record that candidate ``preferred`` (0 or 1) is the better answer to ``prompt``."""
+    def _decided(self, shown: ShownPair | None) -> None:
+        if shown is not None:
+            with self._lock:
+                if self._shown is not None and self._shown.token == shown.token:
+                    self._shown = None  # one decision per showing: a second press finds nothing open
+
+    def choose(self, target: ShownPair | LabelPrompt, preferred: int) -> Decision:
+        """Record that candidate ``preferred`` (0 or 1) is the better answer.
+
+        ``target`` is the :class:`ShownPair` on screen (a UI), or a bare prompt from a script that
+        never calls :meth:`show`.
+        """
         if preferred not in (0, 1):
             raise ValueError("preferred must be 0 or 1")
-        self._check_pending(prompt)
-        pair = self.candidates(prompt)
+        with self._deciding:
+            prompt, shown = self._claim(target, "choose for")
+            self._check_pending(prompt)
+            if shown is not None and shown.pair is None:
+                raise LabelingError(f"prompt {prompt.index + 1} has no answers on screen; it can only be skipped")
+            decision = self._choose(prompt, preferred, shown.pair if shown is not None else None)
+            self._decided(shown)
+            return decision
+
+    def _choose(self, prompt: LabelPrompt, preferred: int, pair: tuple[str, str] | None) -> Decision:
+        pair = pair or self.candidates(prompt)
         entry = {
             "prompt": prompt.prompt,
             "prompt_sha256": prompt_key(prompt.prompt),
@@ -279,20 +369,34 @@ class LabelingSession:
         }
         return self._append(self.out, entry, "choice", pair)
 
-    def skip(self, prompt: LabelPrompt) -> Decision:
-        """Record that the person passed on ``prompt`` (neither answer, or cannot judge)."""
-        self._check_pending(prompt)
-        with self._lock:
-            pair = prompt.candidates or self._cache.get(prompt_key(prompt.prompt))
+    def skip(self, target: ShownPair | LabelPrompt) -> Decision:
+        """Record that the person passed on a prompt (neither answer, or cannot judge); ``target`` as for :meth:`choose`."""
+        with self._deciding:
+            prompt, shown = self._claim(target, "skip")
+            self._check_pending(prompt)
+            decision = self._skip(prompt, shown.pair if shown is not None else self.ready_candidates(prompt))
+            self._decided(shown)
+            return decision
+
+    def _skip(self, prompt: LabelPrompt, pair: tuple[str, str] | None) -> Decision:
         entry = {"prompt": prompt.prompt, "prompt_sha256": prompt_key(prompt.prompt), "index": prompt.index,
                  "candidates": list(pair) if pair else None,
                  "labeler": self.labeler, "time": round(time.time(), 6)}
         return self._append(self.skipped_out, entry, "skip", pair)
 
     def undo(self) -> LabelPrompt | None:
-        """Take back the latest decision; returns its prompt (pending again), None if nothing to undo."""
+        """Take back the latest decision; returns its prompt (pending again), None if nothing to undo.
+
+        Allowed at any time (also while a pair loads): it acts on a decision already confirmed on
+        screen. Whatever pair was open is closed, since the UI goes back to the undone prompt.
+        """
+        with self._deciding:
+            return self._undo()
+
+    def _undo(self) -> LabelPrompt | None:
         if not self.decisions:
             return None
+        self.hide()
         last = self.decisions.pop()
         with open(last.path, "r+b") as stream:
             stream.truncate(last.offset)

@@ -9,25 +9,33 @@ plan, for RLHF (reward model + GRPO/RLOO; PPO is not offered, trl 1.16 removed i
 
 Without a terminal the command refuses, unless ``--keys-from-stdin`` is given: then each line of
 standard input is one key (for scripts and tests).
+
+In a terminal a key only ever counts for the pair on screen: keys typed while the next pair is being
+written are read and dropped (``u`` and ``q`` still work), and whatever was typed before a new pair
+was drawn, or within :data:`~tunewise.advisor.labeling.SETTLE_S` of it, is flushed unread; the
+``[a] A is better …`` line under a pair says input is open.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import threading
+from collections.abc import Callable
 from typing import IO, Any
+
+from tunewise.advisor import limits
 
 KEYS = {"a": "A", "1": "A", "b": "B", "2": "B", "s": "skip", "u": "undo", "q": "quit"}
 HELP_LINE = "[a] A is better   [b] B is better   [s] skip   [u] undo   [q] quit"
+STILL_WRITING = "still writing the next pair — wait for it (keys pressed now are ignored; u undoes, q quits)"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = (
-from tunewise.advisor import limits
-
         "keys: a/1 = A is better, b/2 = B is better, s = skip, u = undo, q = quit. Every decision is on disk at\n"
         "once; run the same command again to continue. The output is the data of an rlhf plan\n"
         "(config.algorithm: grpo | rloo | dpo; see examples/plans/rlhf.yaml and dpo.yaml).\n\n"
@@ -56,40 +64,88 @@ from tunewise.advisor import limits
 
 
 class KeyReader:
-    """Single keypresses from a terminal (no Enter needed), or lines from a pipe with ``--keys-from-stdin``."""
+    """Single keypresses from a terminal (no Enter, no echo), or lines from a pipe with ``--keys-from-stdin``.
+
+    Use it as a context manager: in a terminal it holds cbreak mode for the whole session, so keys
+    typed while a pair is being written neither echo into the screen nor wait in a line buffer.
+    """
 
     def __init__(self, stream: IO[str], lines: bool) -> None:
         self.stream = stream
         self.lines = lines
+        self._fd: int | None = None
+        self._saved: Any = None
+
+    def __enter__(self) -> KeyReader:
+        if not self.lines:
+            try:
+                import termios
+                import tty
+            except ImportError:  # no termios (Windows): line input, no type-ahead guard
+                return self
+            fd = self.stream.fileno()
+            self._saved = termios.tcgetattr(fd)
+            tty.setcbreak(fd)  # also flushes what was typed before the session started
+            self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            import termios
+
+            termios.tcsetattr(self._fd, termios.TCSADRAIN, self._saved)
+            self._fd = None
+
+    @property
+    def interactive(self) -> bool:
+        """True for a terminal in cbreak mode: keys can be waited for, counted and flushed."""
+        return self._fd is not None
 
     def read(self) -> str | None:
-        """The next key, lower-cased; None at end of input."""
-        if self.lines:
+        """The next key, lower-cased (an escape sequence whole, starting with ESC); None at end of input."""
+        if self._fd is None:
             line = self.stream.readline()
             if not line:
                 return None
-            return line.strip().lower()[:1] or ""
-        return self._read_raw()
-
-    def _read_raw(self) -> str | None:
-        try:
-            import termios
-            import tty
-        except ImportError:  # no termios (Windows): fall back to line input
-            line = self.stream.readline()
-            return line.strip().lower()[:1] if line else None
-        fd = self.stream.fileno()
-        saved = termios.tcgetattr(fd)
-        try:
-            tty.setcbreak(fd)
-            char = self.stream.read(1)
-        finally:
-            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+            return line.strip().lower()[:1]
+        # os.read, not the text stream: a buffered reader would pull type-ahead into Python where
+        # tcflush cannot reach it.
+        first = os.read(self._fd, 1)
+        if not first:
+            return None
+        if first == b"\x1b":  # an arrow or function key: take the whole sequence, or its "A" would count
+            rest = b""
+            while self.key_waiting(0.05):
+                rest += os.read(self._fd, 16)
+            return (first + rest).decode("utf-8", "replace")
+        raw = first
+        if first[0] >= 0xC0:  # the continuation bytes of one UTF-8 character
+            raw += os.read(self._fd, 1 if first[0] < 0xE0 else 2 if first[0] < 0xF0 else 3)
+        char = raw.decode("utf-8", "replace")
         if char == "\x03":
             raise KeyboardInterrupt
-        if char in ("", "\x04"):
+        if char == "\x04":
             return None
         return char.lower()
+
+    def key_waiting(self, timeout: float) -> bool:
+        """Whether a key arrives within ``timeout`` seconds (terminal only)."""
+        import select
+
+        assert self._fd is not None
+        ready, _, _ = select.select([self._fd], [], [], timeout)
+        return bool(ready)
+
+    def discard(self) -> int:
+        """Flush keys typed but not read yet; returns how many bytes were dropped (terminal only)."""
+        import fcntl
+        import struct
+        import termios
+
+        assert self._fd is not None
+        waiting = struct.unpack("i", fcntl.ioctl(self._fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+        termios.tcflush(self._fd, termios.TCIFLUSH)
+        return int(waiting)
 
 
 def _show(console: Any, session: Any, prompt: Any, pair: tuple[str, str]) -> None:
@@ -105,7 +161,6 @@ def _show(console: Any, session: Any, prompt: Any, pair: tuple[str, str]) -> Non
     panels = [Panel(Text(text), title=f"answer {name}", title_align="left", width=width)
               for name, text in zip("AB", pair, strict=True)]
     console.print(Columns(panels, equal=True, expand=True))
-    console.print(Text(HELP_LINE, style="dim"))
 
 
 def _prefetch(session: Any, current: Any) -> None:
@@ -122,9 +177,130 @@ def _prefetch(session: Any, current: Any) -> None:
     threading.Thread(target=work, daemon=True).start()
 
 
+class _Background:
+    """``fn()`` in a daemon thread (Ctrl-C or quitting never waits for a generation to end)."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self._fn = fn
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self.done = threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._fn()
+        except BaseException as exc:  # handed to the main thread by result()
+            self._error = exc
+        finally:
+            self.done.set()
+
+    def result(self) -> Any:
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+def _wait_for_pair(session: Any, prompt: Any, keys: KeyReader, console: Any) -> tuple[str, str] | str:
+    """The pair for ``prompt``, or ``undo`` / ``quit`` typed while it was being written.
+
+    Any other key typed meanwhile is read and dropped (it cannot be meant for a pair not yet shown),
+    with a hint the first time.
+    """
+    if not keys.interactive:
+        pair: tuple[str, str] = session.candidates(prompt)
+        return pair
+    job = _Background(lambda: session.candidates(prompt))
+    hinted = False
+    while not job.done.is_set():
+        if not keys.key_waiting(0.1):
+            continue
+        key = keys.read()
+        action = "quit" if key is None else KEYS.get(key)
+        if action in ("undo", "quit"):
+            return action
+        if not hinted:
+            console.print(STILL_WRITING, style="yellow")
+            hinted = True
+    value: tuple[str, str] = job.result()
+    return value
+
+
+def _settle(keys: KeyReader) -> int:
+    """Drop what was typed before the pair was drawn or within SETTLE_S of it; how many bytes were dropped."""
+    from tunewise.advisor.labeling import SETTLE_S
+
+    if not keys.interactive:
+        return 0  # a script's keys are meant in order
+    dropped = keys.discard()
+    while keys.key_waiting(SETTLE_S):  # a key pressed meanwhile starts the wait again
+        dropped += max(keys.discard(), 1)
+    return dropped
+
+
+def run_session(session: Any, keys: KeyReader, console: Any) -> None:
+    """Label until every prompt has a decision or the person quits; each decision carries the pair on screen."""
+    from rich.text import Text
+
+    message = ""
+    while True:
+        prompt = session.next_prompt()
+        if prompt is None:
+            console.print(f"all {session.total} prompts have a decision")
+            break
+        pair = session.ready_candidates(prompt)
+        if pair is None:
+            console.print(f"writing two answers to prompt {prompt.index + 1} …"
+                          + (" (keys pressed now are ignored)" if keys.interactive else ""), style="dim")
+            waited = _wait_for_pair(session, prompt, keys, console)
+            if waited == "quit":
+                break
+            if waited == "undo":
+                undone = session.undo()
+                console.print(Text(f"undid the decision on prompt {undone.index + 1}" if undone
+                                   else "nothing to undo", style="yellow"))
+                continue
+            assert isinstance(waited, tuple)
+            pair = waited
+        if message:
+            console.print(Text(message, style="yellow"))
+            message = ""
+        _show(console, session, prompt, pair)
+        _prefetch(session, prompt)
+        dropped = _settle(keys)
+        if dropped:
+            console.print(Text(f"ignored {dropped} key{'s' if dropped != 1 else ''} pressed before this pair was "
+                               "on screen; choose now", style="yellow"))
+        shown = session.show(prompt, pair)
+        console.print(Text(HELP_LINE, style="dim"))
+        action = None
+        while action is None:
+            key = keys.read()
+            if key is None:
+                action = "quit"
+                break
+            action = KEYS.get(key)
+            if action is None:
+                name = "an arrow or function key" if key.startswith("\x1b") else repr(key)
+                console.print(Text(f"unknown key {name}; {HELP_LINE}", style="yellow"))
+        if action == "quit":
+            break
+        if action == "skip":
+            session.skip(shown)
+            console.print(Text(f"pair {prompt.index + 1}: skipped — saved", style="green"))
+        elif action == "undo":
+            undone = session.undo()
+            message = f"undid the decision on prompt {undone.index + 1}" if undone else "nothing to undo"
+        else:
+            session.choose(shown, 0 if action == "A" else 1)
+            console.print(Text(f"pair {prompt.index + 1}: kept {action} (chosen) — saved", style="green"))
+    console.print(Text(f"{session.chosen_count} preference pairs in {session.out}"
+                       + (f"; {session.skipped_count} skipped (in {session.skipped_out})"
+                          if session.skipped_count else "")))
+
+
 def main(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.text import Text
     from tunewise.advisor.labeling import CandidateGenerator, LabelingError, LabelingSession
 
     stdin = sys.stdin
@@ -143,40 +319,6 @@ def main(args: argparse.Namespace) -> int:
     if session.decisions:
         console.print(f"continuing {session.out}: {session.chosen_count} labelled and {session.skipped_count} "
                       f"skipped earlier")
-    keys = KeyReader(stdin, lines=args.keys_from_stdin)
-    message = ""
-    while True:
-        prompt = session.next_prompt()
-        if prompt is None:
-            console.print(f"all {session.total} prompts have a decision")
-            break
-        if prompt.candidates is None and session.generate is not None:
-            console.print(f"writing two answers to prompt {prompt.index + 1} …", style="dim")
-        pair = session.candidates(prompt)
-        if message:
-            console.print(Text(message, style="yellow"))
-            message = ""
-        _show(console, session, prompt, pair)
-        _prefetch(session, prompt)
-        action = None
-        while action is None:
-            key = keys.read()
-            if key is None:
-                action = "quit"
-                break
-            action = KEYS.get(key)
-            if action is None:
-                console.print(Text(f"unknown key {key!r}; {HELP_LINE}", style="yellow"))
-        if action == "quit":
-            break
-        if action == "skip":
-            session.skip(prompt)
-        elif action == "undo":
-            undone = session.undo()
-            message = f"undid the decision on prompt {undone.index + 1}" if undone else "nothing to undo"
-        else:
-            session.choose(prompt, 0 if action == "A" else 1)
-    console.print(Text(f"{session.chosen_count} preference pairs in {session.out}"
-                       + (f"; {session.skipped_count} skipped (in {session.skipped_out})"
-                          if session.skipped_count else "")))
+    with KeyReader(stdin, lines=args.keys_from_stdin) as keys:
+        run_session(session, keys, console)
     return 0
