@@ -240,15 +240,12 @@ def parse_plan(text: str, source: str = "plan.yaml", base_dir: Path | None = Non
     ``out`` is the user's own output folder (``tunewise run --out``): it replaces ``output_dir``, unchecked.
     """
     base_dir = base_dir or Path.cwd()
-    try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        raise PlanError(f"{source}{line}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
-    except RecursionError:
-        raise PlanError(f"{source}: YAML nested too deeply to read") from None
+    from tunewise.plugins.bounded_load import InputError, load_yaml
+
+    try:  # bounded: an alias bomb or deep nesting is refused before anything walks the tree
+        data, root = load_yaml(text, source)
+    except InputError as exc:
+        raise PlanError(str(exc)) from None
     lines = _Lines()
     if root is not None:
         lines.walk(root)
