@@ -3,9 +3,12 @@
 The values come from the environment at the time of writing: the well-known credential variables
 (:data:`KNOWN_SECRET_VARS`) and any variable whose name says it holds a secret (TOKEN, KEY, SECRET,
 PASSWORD, ...) with a value of at least :data:`MIN_SECRET_LENGTH` characters, so a token a user
-also pasted into a plan, an answers file or a label note is caught where it lands. Each value is
-matched as written and as ``repr``, JSON (ASCII or not) and ``unicode_escape`` would quote it, in
-any letter case, so escaping or lower-casing in a message cannot slip it through.
+also pasted into a plan, an answers file or a label note is caught where it lands (a multi-line
+value also line by line; a value that is an existing absolute path says where a secret lives and is
+not one). Each value is
+matched as written and as ``repr``, JSON (ASCII or not) and ``unicode_escape`` would quote it, once
+or twice over (a repr inside a JSON document), in any letter case, so escaping or lower-casing in a
+message cannot slip it through.
 
 Only values are matched, never shapes: text merely shaped like a token (a data file named
 ``sk-support-chats-train-v1.jsonl``, a model called ``hf_...``) is someone's file or model name,
@@ -67,11 +70,20 @@ def secret_values(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
     return tuple(sorted(found, key=len, reverse=True))
 
 
+_ENCODERS = (
+    lambda s: repr(s)[1:-1],
+    lambda s: json.dumps(s)[1:-1],
+    lambda s: json.dumps(s, ensure_ascii=False)[1:-1],
+    lambda s: s.encode("unicode_escape").decode("ascii"),
+)
+"""How text quotes a string: repr, JSON (ASCII or not), unicode-escaped."""
+
+
 def _variants(secret: str) -> set[str]:
-    """``secret`` as it appears written plainly, in a repr, in JSON and unicode-escaped."""
-    forms = {secret, repr(secret)[1:-1], json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
-             secret.encode("unicode_escape").decode("ascii")}
-    return {form for form in forms if form}
+    """``secret`` as written plainly, quoted once, and quoted twice (a repr in a message sent as JSON)."""
+    once = {encode(secret) for encode in _ENCODERS}
+    twice = {encode(form) for form in once for encode in _ENCODERS}
+    return {form for form in {secret, *once, *twice} if form}
 
 
 @functools.lru_cache(maxsize=16)
