@@ -1,15 +1,22 @@
-"""``tunewise label`` as a person uses it: keys in, pairs on disk at once, kill and restart, undo."""
+"""``tunewise label`` as a person uses it: keys in, pairs on disk at once, kill and restart, undo — and a key
+only ever decides the pair on screen (the session's token; keys typed while a pair is written are dropped)."""
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
+import pytest
 from support import REPO
+from tunewise.advisor.labeling import skipped_path
 from tunewise.plugins.data import load_dataset
 
 COMMAND = [sys.executable, "-m", "tunewise.advisor.cli", "label"]
@@ -137,3 +144,186 @@ def test_candidates_written_by_a_model(tmp_path: Path, tiny_model_dir: Path) -> 
     rows = lines(out)
     assert len(rows) == 1 and rows[0]["prompt"] == "How do I boil an egg?"
     assert rows[0]["chosen"] and rows[0]["rejected"] and rows[0]["chosen"] != rows[0]["rejected"]
+
+
+# -- a decision only ever for the pair on screen ------------------------------------------------------
+
+
+def test_a_decision_must_carry_the_pair_on_screen(tmp_path: Path) -> None:
+    from tunewise.advisor.labeling import LabelingError, LabelingSession
+
+    out = tmp_path / "prefs.jsonl"
+    session = LabelingSession.open(prompts_file(tmp_path), out)
+    first, second = session.prompts[0], session.prompts[1]
+    assert first.candidates is not None and second.candidates is not None
+
+    shown = session.show(first, first.candidates)
+    session.hide()  # the screen moved to a loading state: nothing is open
+    with pytest.raises(LabelingError, match="pair 1 is not on screen any more; nothing was recorded"):
+        session.choose(shown, 0)
+
+    shown = session.show(first, first.candidates)
+    for decide in (lambda: session.choose(first, 0), lambda: session.skip(first)):  # any path without the token
+        with pytest.raises(LabelingError, match="must carry the pair on screen"):
+            decide()
+
+    replaced = session.show(second, second.candidates)  # a newer pair took its place
+    with pytest.raises(LabelingError, match="pair 1 is not on screen"):
+        session.choose(shown, 0)
+    session.choose(replaced, 1)
+    with pytest.raises(LabelingError, match="pair 2 is not on screen"):  # a second press on the same showing
+        session.choose(replaced, 0)
+    assert [(r["prompt"], r["chosen"]) for r in lines(out)] == [("Question 1?", "Answer 1, rudely.")]
+
+    reopened = session.show(first, first.candidates)
+    assert session.undo() is not None  # undo closes what was open: the UI goes back to the undone prompt
+    with pytest.raises(LabelingError, match="not on screen"):
+        session.skip(reopened)
+    assert lines(out) == []
+
+    without_answers = session.show(first, None)  # the answers could not be written: only a skip
+    with pytest.raises(LabelingError, match="can only be skipped"):
+        session.choose(without_answers, 0)
+    session.skip(without_answers)
+    assert [r["prompt"] for r in lines(skipped_path(out))] == ["Question 0?"]
+    assert lines(out) == [] and session.shown is None
+
+
+def test_the_recorded_pair_is_the_pair_that_was_shown(tmp_path: Path) -> None:
+    from tunewise.advisor.labeling import LabelingSession
+
+    out = tmp_path / "prefs.jsonl"
+    session = LabelingSession.open(prompts_file(tmp_path), out)
+    prompt = session.prompts[0]
+    shown = session.show(prompt, ("what the screen drew", "and its other half"))
+    session.choose(shown, 1)
+    assert lines(out)[0]["chosen"] == "and its other half"
+    assert lines(out)[0]["candidates"] == ["what the screen drew", "and its other half"]
+
+
+class _GatedWriter:
+    """A candidate writer that answers a prompt only once the test opens that prompt's gate."""
+
+    def __init__(self) -> None:
+        self.gates: defaultdict[str, threading.Event] = defaultdict(threading.Event)
+
+    def __call__(self, prompt: str) -> tuple[str, str]:
+        assert self.gates[prompt].wait(timeout=120), f"the test never released {prompt!r}"  # hang guard
+        return f"kind {prompt}", f"curt {prompt}"
+
+
+class _Terminal:
+    """``tunewise label``'s session loop on a real pseudo-terminal, in a thread; the test types into the master."""
+
+    def __init__(self, session: Any) -> None:
+        from rich.console import Console
+        from tunewise.advisor.commands.label import KeyReader, run_session
+
+        self.master, slave = os.openpty()
+        self._keyboard = os.fdopen(slave, "r", closefd=False)
+        self._screen = os.fdopen(os.dup(slave), "w")
+        self._slave = slave
+        console = Console(file=self._screen, width=100, color_system=None, highlight=False, markup=False)
+        self.text = ""
+        self._lock = threading.Lock()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+        def labeler() -> None:
+            with KeyReader(self._keyboard, lines=False) as keys:
+                run_session(session, keys, console)
+
+        self.thread = threading.Thread(target=labeler, daemon=True)
+        self.thread.start()
+
+    def _pump(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.master, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            with self._lock:
+                self.text += chunk.decode("utf-8", "replace").replace("\r", "")
+
+    def type(self, keys: bytes) -> None:
+        os.write(self.master, keys)
+
+    def wait_for(self, text: str, count: int = 1) -> None:
+        assert wait_for(lambda: self.text.count(text) >= count, timeout=120), \
+            f"the terminal never showed {text!r} ({count}x); it shows:\n{self.text[-3000:]}"
+
+    def close(self) -> None:
+        os.close(self.master)  # a labeler still waiting for a key (a failed test) gets end of input
+        self.thread.join(timeout=60)
+        self._screen.close()
+        self._keyboard.close()
+        os.close(self._slave)
+
+
+def test_terminal_drops_keys_typed_while_the_pair_is_written(tmp_path: Path) -> None:
+    from tunewise.advisor.commands.label import HELP_LINE, STILL_WRITING
+    from tunewise.advisor.labeling import LabelingSession
+
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("Question 0?\nQuestion 1?\n", encoding="utf-8")
+    out = tmp_path / "prefs.jsonl"
+    writer = _GatedWriter()
+    terminal = _Terminal(LabelingSession.open(prompts, out, writer))
+    try:
+        terminal.wait_for("writing two answers to prompt 1")
+        terminal.type(b"a")  # pressed while the pair is being written
+        terminal.wait_for(STILL_WRITING)
+        terminal.type(b"2bs")
+        assert lines(out) == [] and lines(skipped_path(out)) == []
+        writer.gates["Question 0?"].set()
+        terminal.wait_for(HELP_LINE)  # the pair is on screen and open
+        assert lines(out) == [] and lines(skipped_path(out)) == [], "keys from the wait were not queued"
+        terminal.type(b"b")
+        terminal.wait_for("pair 1: kept B (chosen) — saved")
+        assert [(r["prompt"], r["chosen"]) for r in lines(out)] == [("Question 0?", "curt Question 0?")]
+
+        terminal.wait_for("writing two answers to prompt 2")  # its gate is closed: loading
+        terminal.type(b"u")  # undo works while the next pair loads
+        terminal.wait_for("undid the decision on prompt 1")
+        assert lines(out) == []
+        terminal.wait_for(HELP_LINE, count=2)  # pair 1 again, open
+        terminal.type(b"a")
+        terminal.wait_for("pair 1: kept A (chosen) — saved")
+        terminal.wait_for("writing two answers to prompt 2", count=2)
+        terminal.type(b"q")
+        terminal.thread.join(timeout=60)
+        assert not terminal.thread.is_alive()
+    finally:
+        for gate in writer.gates.values():
+            gate.set()
+        terminal.close()
+    assert [(r["prompt"], r["chosen"]) for r in lines(out)] == [("Question 0?", "kind Question 0?")]
+
+
+def test_terminal_flushes_type_ahead_and_takes_escape_sequences_whole(tmp_path: Path) -> None:
+    from tunewise.advisor.commands.label import HELP_LINE
+    from tunewise.advisor.labeling import LabelingSession
+
+    out = tmp_path / "prefs.jsonl"
+    terminal = _Terminal(LabelingSession.open(prompts_file(tmp_path, 3), out))
+    try:
+        terminal.wait_for(HELP_LINE)
+        terminal.type(b"\x1b[A")  # the up arrow: ESC [ A must not count as "a"
+        terminal.wait_for("unknown key an arrow or function key")
+        assert lines(out) == []
+        terminal.type(b"aa")  # a double tap: the second "a" was typed before pair 2 was drawn
+        terminal.wait_for("pair 1: kept A (chosen) — saved")
+        terminal.wait_for("ignored 1 key pressed before this pair was on screen")
+        terminal.wait_for(HELP_LINE, count=2)
+        assert [r["prompt"] for r in lines(out)] == ["Question 0?"]
+        terminal.type(b"b")
+        terminal.wait_for("pair 2: kept B (chosen) — saved")
+        terminal.wait_for(HELP_LINE, count=3)
+        terminal.type(b"q")
+        terminal.thread.join(timeout=60)
+        assert not terminal.thread.is_alive()
+    finally:
+        terminal.close()
+    assert [(r["prompt"], r["chosen"]) for r in lines(out)] == [
+        ("Question 0?", "Answer 0, kindly."), ("Question 1?", "Answer 1, rudely.")]

@@ -110,7 +110,10 @@ class KeyReader:
             return line.strip().lower()[:1]
         # os.read, not the text stream: a buffered reader would pull type-ahead into Python where
         # tcflush cannot reach it.
-        first = os.read(self._fd, 1)
+        try:
+            first = os.read(self._fd, 1)
+        except OSError:  # the terminal went away (hang-up): nothing more will be typed
+            return None
         if not first:
             return None
         if first == b"\x1b":  # an arrow or function key: take the whole sequence, or its "A" would count
