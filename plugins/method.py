@@ -34,5 +34,11 @@ class Method(Protocol):
         ...
 
     def run(self, plan: Plan, events: EventSink) -> RunResult:
-        """Run the plan end to end (evaluate before, adapt, evaluate after, write artifacts)."""
+        """Run the plan end to end (evaluate before, adapt, evaluate after, write artifacts).
+
+        Make every refusal (bad data or settings, a folder holding another run, a missing model)
+        before sending ``start`` and write nothing into ``plan.output_dir`` before it: ``tunewise
+        run`` opens the folder's ``events.jsonl`` only at ``start``, so a refused run leaves the
+        folder exactly as it was.
+        """
         ...

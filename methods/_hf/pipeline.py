@@ -249,11 +249,13 @@ def _check_output(store: CheckpointStore, out: Path, plan: Plan, identity: dict[
     damaged = [(step, path, why) for step, path, why in store.damaged
                if latest is None or step > int(latest.name.split("-")[1])]
     if not plan.resume:
-        if latest is not None or damaged:
+        earlier = _earlier_run(out)
+        if latest is not None or damaged or earlier:
             if not plan.force:
-                held = latest.name if latest is not None else f"{damaged[-1][1].name}, damaged"
+                held = f"checkpoint {latest.name}" if latest is not None else \
+                    f"checkpoint {damaged[-1][1].name}, damaged" if damaged else earlier
                 raise ResumeError(
-                    f"{out} already holds a run (checkpoint {held}); pass --resume to continue it, "
+                    f"{out} already holds a run ({held}); pass --resume to continue it, "
                     "--force to start over (deletes its checkpoints) or --out DIR for a new folder"
                 )
             store.clear()
@@ -285,6 +287,18 @@ def _check_output(store: CheckpointStore, out: Path, plan: Plan, identity: dict[
         events("log", level="warning", message=f"--force: resuming {latest} despite differences: "
                                                + "; ".join(differences))
     return latest
+
+
+def _earlier_run(out: Path) -> str | None:
+    """What ``run.json`` says an earlier run in ``out`` ended as (it may have left no checkpoint), or None."""
+    path = out / RUN_FILE
+    if not path.is_file():
+        return None
+    try:
+        status = json.loads(path.read_text(encoding="utf-8")).get("status")
+    except (OSError, ValueError, AttributeError):
+        status = None
+    return f"a {status} run, {RUN_FILE}" if isinstance(status, str) else RUN_FILE
 
 
 def _generate(model: Any, tokenizer: Any, corpus: Corpus, placement: Placement,

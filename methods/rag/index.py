@@ -348,7 +348,8 @@ def _commit(folder: Path, manifest: dict[str, Any]) -> None:
     tmp.write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, folder / MANIFEST)
     for stale in folder.glob("data-*"):
-        if stale.name != manifest["data_dir"]:
+        # Only the index's own data-<n> folders: anything else in the folder is the user's.
+        if stale.name != manifest["data_dir"] and stale.name[5:].isdigit() and stale.is_dir():
             shutil.rmtree(stale, ignore_errors=True)
 
 

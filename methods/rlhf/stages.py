@@ -17,6 +17,7 @@ gradient norm stops the stage before anything of that step is saved.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -91,7 +92,7 @@ class Stage:
         tmp = self.folder / f".{STAGE_FILE}.tmp-{os.getpid()}"
         tmp.write_text(json.dumps(seal_data({"status": "completed", **result}), indent=1, default=str), encoding="utf-8")
         os.replace(tmp, self.folder / STAGE_FILE)
-        shutil.rmtree(self.checkpoints, ignore_errors=True)
+        clear_checkpoints(self.checkpoints)
 
     def resume_checkpoint(self) -> str | None:
         """The newest complete Trainer checkpoint of this stage; incomplete ones are deleted."""
@@ -99,6 +100,37 @@ class Stage:
 
     def log(self, message: str, level: str = "info") -> None:
         self.events("log", level=level, message=f"{self.name}: {message}", stage=self.name)
+
+
+def clear_checkpoints(folder: Path) -> None:
+    """Delete the Trainer's ``checkpoint-N`` folders (and ``folder`` once empty); anything else stays."""
+    if not folder.is_dir():
+        return
+    for child in folder.iterdir():
+        if child.name.startswith("checkpoint-") and child.name[11:].isdigit() and child.is_dir() \
+                and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+    with contextlib.suppress(OSError):  # the user's files keep it
+        folder.rmdir()
+
+
+def forget_stages(root: Path) -> None:
+    """What ``--force`` removes of an earlier run's stages: their records, checkpoints and saved models only."""
+    from tunewise.methods._hf.saving import remove_saved
+
+    stages = root / "stages"
+    if not stages.is_dir():
+        return
+    for folder in stages.iterdir():
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        (folder / STAGE_FILE).unlink(missing_ok=True)
+        clear_checkpoints(folder / "checkpoints")
+        remove_saved(folder / "model")
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+    with contextlib.suppress(OSError):
+        stages.rmdir()
 
 
 def latest_complete_checkpoint(folder: Path) -> str | None:
