@@ -543,22 +543,20 @@ def _after(mapping: dict[str, Any], key: str, new_key: str, value: Any) -> dict[
 
 
 def write(export: Export, plan: Plan, config_path: Path) -> list[Path]:
-    """Write the config and its companions (``dataset_info.json``, converted data); return the paths."""
+    """Write the config and its companions (``dataset_info.json``, converted data); return the paths.
+
+    Every text is made first and written only when all of them are valid UTF-8, so a path or row
+    that is not leaves no half-written export behind.
+    """
     config_path = config_path.resolve()
     folder = config_path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
+    texts: dict[Path, str] = {}
     data_dir = folder / f"{config_path.stem}_data"
     config = dict(export.config)
     info = {k: dict(v) for k, v in export.dataset_info.items()}
     if export.converted:
-        data_dir.mkdir(exist_ok=True)
         for name, rows in export.converted.items():
-            path = data_dir / name
-            with open(path, "w", encoding="utf-8") as fh:
-                for row in rows:
-                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-            written.append(path)
+            texts[data_dir / name] = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
         if export.tool == "axolotl":
             config["datasets"] = [{**d, "path": str(data_dir / d["path"])} if d["path"] in export.converted else d
                                   for d in config["datasets"]]
@@ -579,7 +577,23 @@ def write(export: Export, plan: Plan, config_path: Path) -> list[Path]:
             if not isinstance(merged, dict):
                 raise ExportError(f"{info_path}: not a JSON object of datasets; move it away or fix it")
         merged.update(info)
-        info_path.write_text(json.dumps(merged, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        written.append(info_path)
-    config_path.write_text(render(dataclasses.replace(export, config=config), plan, config_path), encoding="utf-8")
-    return [config_path, *written]
+        texts[info_path] = json.dumps(merged, indent=2, ensure_ascii=False) + "\n"
+    texts[config_path] = render(dataclasses.replace(export, config=config), plan, config_path)
+    for path, text in texts.items():
+        _check_utf8(path, text)
+    for path, text in texts.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return [config_path, *(path for path in texts if path != config_path)]
+
+
+def _check_utf8(path: Path, text: str) -> None:
+    """Refuse text UTF-8 cannot hold: a file name or data value with bytes that are not UTF-8
+    (they reach Python as lone surrogates) would make a file the other tool cannot read."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        around = " ".join(text[max(0, exc.start - 30): exc.end + 30].encode("utf-8", "backslashreplace").decode().split())
+        raise ExportError(f"cannot write {str(path).encode('utf-8', 'backslashreplace').decode()}: it would hold "
+                          f"text that is not valid UTF-8 (…{around}…), from a file or folder name or a data row; "
+                          "rename it or fix the data") from None

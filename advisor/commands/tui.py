@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -31,6 +32,12 @@ def main(args: argparse.Namespace) -> int:
         raise TunewiseError(f"--run {run_dir}: folder not found")
     if label is not None and not Path(label).is_file():
         raise TunewiseError(f"--label {label}: prompts file not found")
+    problem = _terminal_problem()
+    if problem is not None:
+        # Printed here, not raised: a bare `tunewise` reaches this outside the CLI's error handling.
+        print(f"tunewise{' tui' if getattr(args, 'command', None) == 'tui' else ''}: error: {problem}",
+              file=sys.stderr)
+        return 1
 
     from tunewise.advisor.tui.app import TunewiseApp
 
@@ -40,3 +47,21 @@ def main(args: argparse.Namespace) -> int:
         labeling = (label, out, getattr(args, "model", None))
     app = TunewiseApp(answers=answers, run_dir=run_dir, labeling=labeling)
     return int(app.run() or 0)
+
+
+def _terminal_problem() -> str | None:
+    """Why the app cannot run here, or None.
+
+    Textual reads keys from the process's real standard input and draws on its real standard error;
+    without a terminal there it would wait forever for keys and fill a pipe or file with escape codes.
+    """
+    for name, stream in (("standard input", sys.__stdin__), ("standard error", sys.__stderr__)):
+        try:
+            terminal = stream is not None and stream.isatty()
+        except (ValueError, OSError):  # closed or detached
+            terminal = False
+        if not terminal:
+            return (f"the interactive app needs a terminal and {name} is not one; without a terminal use the "
+                    "commands: tunewise recommend --answers FILE, tunewise run PLAN, "
+                    "tunewise label --keys-from-stdin ...")
+    return None
