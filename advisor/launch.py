@@ -10,7 +10,6 @@ to this process (Ctrl-C, SIGTERM from the TUI) are passed on, so the ranks check
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -48,9 +47,11 @@ def plan_settings(plan: Plan, processes: int | None) -> DistributedSettings:
 
 def _layer_class(model_dir: Path | None) -> str | None:
     """The decoder-layer class FSDP wraps, from config.json (``LlamaForCausalLM`` → ``LlamaDecoderLayer``)."""
-    if model_dir is None or not (model_dir / "config.json").is_file():
+    if model_dir is None or not os.path.lexists(model_dir / "config.json"):
         return None
-    archs = json.loads((model_dir / "config.json").read_text()).get("architectures") or []
+    from tunewise.plugins.model_files import read_model_config
+
+    archs = read_model_config(model_dir).get("architectures") or []  # a damaged config is named, not a traceback
     for arch in archs:
         if arch.endswith("ForCausalLM"):
             return arch[: -len("ForCausalLM")] + "DecoderLayer"

@@ -350,8 +350,9 @@ def _module_paths(folder: Path) -> list[str]:
         sub = module.get("path", "")
         if not isinstance(sub, str):
             raise CorruptModelError(f"{path}: module path {sub!r} is not text")
-        if sub.strip() and not os.path.isabs(sub) and ".." not in Path(sub).parts:
-            found.append(sub)  # names that leave the folder are refused by the trust check
+        folded = os.path.normpath(sub.replace("\\", "/")) if sub.strip() else "."
+        if folded != "." and not os.path.isabs(folded) and folded != ".." and not folded.startswith("../"):
+            found.append(folded)  # names that leave the folder are refused by the trust check
     return found
 
 
@@ -413,7 +414,15 @@ def checked_safetensors(path: Path | str) -> SafetensorsHeader:
 
 
 def _check_entry(directory: ModelDir, name: str) -> None:
-    path = directory.path / name
+    check_file(directory.path / name, top=directory.relative == "")
+
+
+def check_file(path: Path, *, top: bool = False) -> None:
+    """Refuse one entry of a model folder a loader would read: see :func:`check_model_files`.
+
+    ``top``: the entry lies in the model folder itself (its ``config.json`` is the model's config).
+    """
+    name = path.name
     try:
         mode = os.stat(path).st_mode
     except OSError as exc:
@@ -435,21 +444,21 @@ def _check_entry(directory: ModelDir, name: str) -> None:
         data = parse_json(read_bounded(path, TOKENIZER_LIMIT if name == "vocab.json" else CONFIG_LIMIT), path)
         if name != "modules.json" and not isinstance(data, dict):
             raise CorruptModelError(f"{path}: must hold a JSON object ({{...}}), not {type(data).__name__}")
-        if name == "config.json" and (directory.relative == "" or "model_type" in data):
+        if name == "config.json" and (top or "model_type" in data):
             check_config(data, str(path))
         if name.endswith(".safetensors.index.json"):
-            _check_shards(directory, path, data)
+            _check_shards(path, data)
 
 
-def _check_shards(directory: ModelDir, path: Path, index: dict[str, Any]) -> None:
+def _check_shards(path: Path, index: dict[str, Any]) -> None:
     weight_map = index.get("weight_map")
     if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
         raise CorruptModelError(f"{path}: weight_map must map tensor names to shard file names")
     for shard in sorted(set(weight_map.values())):
         if os.path.isabs(shard) or ".." in Path(shard).parts:
             continue  # a name leaving the folder is refused by the trust check, with that reason
-        if not os.path.isfile(directory.path / shard):
-            raise CorruptModelError(f"{path}: names the shard {shard!r}, which is not in {directory.path}")
+        if not os.path.isfile(path.parent / shard):
+            raise CorruptModelError(f"{path}: names the shard {shard!r}, which is not in {path.parent}")
 
 
 def check_model_files(folder: Path | str) -> list[ModelDir]:

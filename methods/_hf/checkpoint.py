@@ -54,23 +54,13 @@ TENSOR_FILES = ("weights.safetensors", "optimizer.safetensors", "rng.safetensors
 
 
 def _safetensors_problem(path: Path) -> str | None:
-    """Why a safetensors file is not whole: its header must parse and account for every byte."""
-    size = path.stat().st_size
-    if size < 8:
-        return f"{path.name} is {size} bytes (truncated)"
-    with open(path, "rb") as fh:
-        length = int.from_bytes(fh.read(8), "little")
-        if length > size - 8:
-            return f"{path.name} is truncated ({size} bytes, its header alone needs {length + 8})"
-        try:
-            header = json.loads(fh.read(length))
-        except ValueError:
-            return f"{path.name} has an unreadable header"
-    ends = [entry["data_offsets"][1] for key, entry in header.items()
-            if key != "__metadata__" and isinstance(entry, dict) and "data_offsets" in entry]
-    expected = 8 + length + max(ends, default=0)
-    if expected != size:
-        return f"{path.name} is {size} bytes but its header describes {expected} (truncated or damaged)"
+    """Why a safetensors file is not whole (the one bounded header check: length, offsets, every byte accounted for)."""
+    from tunewise.plugins.model_files import CorruptModelError, read_safetensors_header
+
+    try:
+        read_safetensors_header(path)
+    except CorruptModelError as exc:
+        return str(exc)
     return None
 
 
