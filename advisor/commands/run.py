@@ -6,9 +6,9 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
 from tunewise.advisor import limits
 
+if TYPE_CHECKING:
     from tunewise.plugins.parallelism import DistributedSettings
     from tunewise.plugins.types import Plan
 
