@@ -217,3 +217,14 @@ def test_hardware_catalogue_numbers_are_checked(tmp_path: Path, value: str) -> N
     path.write_text(f"- name: X1\n  peak_tflops: {value}\n  memory_gb: 80\n  usd_per_hour: [1, 2]\n")
     with pytest.raises(HardwareError, match=r"hardware\.yaml\[0\]\.peak_tflops: must be"):
         load_catalogue_file(path)
+
+
+@pytest.mark.parametrize("typed", ["nan", "inf", "-inf", "1e400"])
+def test_app_number_field_refuses_non_finite_input(typed: str) -> None:
+    """The interview form checks as you type: nan passed its minimum check before."""
+    from tunewise.advisor.tui.widgets.question_field import parse_value
+    from tunewise.plugins.types import Question
+
+    question = Question(id="budget", text="Budget?", type="float", default=1.0, minimum=0)
+    assert parse_value(question, typed)[1] == "must be a finite number"
+    assert parse_value(question, "12.5") == (12.5, None)

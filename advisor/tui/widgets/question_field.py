@@ -7,6 +7,7 @@ interview's full validation (the answers loader) still runs when leaving a topic
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,8 @@ def parse_value(question: Question, raw: Any) -> tuple[Any, str | None]:
             value: Any = int(text) if kind == "int" else float(text)
         except ValueError:
             return None, f"must be {'a whole number' if kind == 'int' else 'a number'}"
+        if kind == "float" and not math.isfinite(value):  # "nan" passes the minimum below; "inf" overflows quotes
+            return value, "must be a finite number"
         if question.minimum is not None and value < question.minimum:
             return value, f"must be ≥ {question.minimum:g}"
         return value, None
