@@ -139,7 +139,7 @@ def _redact_rich(secrets: tuple[str, ...]) -> None:
         if active:
             text = redact(text, active)
             markup = kwargs.get("markup")
-            if REDACTED in text and (self._markup if markup is None else markup):
+            if REDACTED in text and (getattr(self, "_markup", True) if markup is None else markup):
                 text = _BARE_MARKER.sub(lambda m: "\\" + m.group(0), text)  # else markup would eat it
         return render_str(self, text, **kwargs)
 
