@@ -7,8 +7,9 @@ call site. rich lays text out before it reaches the stream, and a long secret wr
 lines of a table or panel would no longer match, so the guard also makes rich redact text before
 layout. Nothing is wrapped when the environment holds no secret.
 
-Not covered: bytes written to file descriptors 1 and 2 directly (C extensions, child processes
-that are not tunewise; tunewise's own children run the same CLI and install their own guard).
+Not covered: bytes written to ``sys.stdout.buffer`` (tunewise writes none) or to file descriptors
+1 and 2 directly (C extensions, child processes that are not tunewise; tunewise's own children,
+training subprocesses and torchrun ranks, run the same CLI and install their own guard).
 """
 
 from __future__ import annotations
