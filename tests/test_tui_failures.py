@@ -6,7 +6,7 @@ import types
 from pathlib import Path
 
 import pytest
-from tui_support import async_test, screen_text
+from tui_support import async_test, screen_text, wait_until
 from tunewise.advisor.tui.app import TunewiseApp
 from tunewise.plugins import hookimpl, manager
 
@@ -28,7 +28,8 @@ async def test_plugin_failures_are_shown_and_the_app_works(monkeypatch: pytest.M
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         await app.workers.wait_for_complete()
-        await pilot.pause(0.5)
+        await wait_until(pilot, lambda: "plugin problem" in str(app.screen.query_one("#welcome-methods").render()),
+                         "the welcome screen listing plugin problems")
         assert any("exploding" in failure and "registry exploded" in failure for failure in app.plugin_failures)
         shown = str(app.screen.query_one("#welcome-methods").render())
         assert "6 methods" in shown and "1 plugin problem(s), skipped: plugin 'exploding'" in shown

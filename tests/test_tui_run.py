@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from tui_support import async_test
+from tui_support import async_test, wait_until
 from tunewise.advisor.tui.app import TunewiseApp
 from tunewise.advisor.tui.run_watch import EventTail, RunState, read_run_state
 from tunewise.plugins.events import JsonlEventWriter
@@ -67,13 +67,12 @@ async def test_run_screen_follows_a_run_and_opens_results(tmp_path: Path) -> Non
     app = TunewiseApp(run_dir=run_dir, decisions_dir=tmp_path / "decisions")
     _write(events, ("start", {"method": "lora", "total_steps": 10, "device": "cpu"}))
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause(0.4)
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "RunScreen", "the run screen")
         screen = app.screen
-        assert type(screen).__name__ == "RunScreen"
         _write(events, *(_progress(s, loss=3.0 - s * 0.2) for s in range(1, 6)))
         _write(events, ("log", {"level": "warning", "message": "loss is noisy"}))
-        await pilot.pause(0.5)
-        assert "step 5/10" in str(screen.query_one("#run-steps").render())
+        await wait_until(pilot, lambda: "step 5/10" in str(screen.query_one("#run-steps").render())
+                         and "loss is noisy" in "\n".join(screen.query_one("#run-log").lines), "step 5 and the log")
         stats = str(screen.query_one("#run-stats").render())
         assert "loss 2.0000" in stats and "1,500 tok/s" in stats and "ETA 10s" in stats
         assert "WARNING: loss is noisy" in "\n".join(screen.query_one("#run-log").lines)
@@ -86,13 +85,12 @@ async def test_run_screen_follows_a_run_and_opens_results(tmp_path: Path) -> Non
                    "metrics_after": {"eval_loss": 1.2, "perplexity": 3.3},
                    "artifacts": {"adapter": str(run_dir / "adapter")}, "report": "report.md", "message": ""}}))
         (run_dir / "report.md").write_text("# Report\n\nloss went down\n")
-        await pilot.pause(0.5)
-        assert "completed" in str(screen.query_one("#run-head").render())
+        await wait_until(pilot, lambda: "completed" in str(screen.query_one("#run-head").render()), "completed")
         await pilot.press("v")
         await app.workers.wait_for_complete()
-        await pilot.pause()
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ResultsScreen"
+                         and app.screen.query_one("#results-metrics").row_count, "the results table")
         results = app.screen
-        assert type(results).__name__ == "ResultsScreen"
         table = results.query_one("#results-metrics")
         rows = [table.get_row_at(i) for i in range(table.row_count)]
         assert rows[0] == ["eval_loss", "2.4", "1.2", "-1.2 (-50.0%)"]
@@ -108,20 +106,18 @@ async def test_a_crashing_run_shows_its_error_and_the_app_goes_on(tmp_path: Path
     async with app.run_test(size=(80, 24)) as pilot:
         process = app.start_run(tmp_path / "missing-plan.yaml", tmp_path / "run")
         app.show_run(tmp_path / "run")
-        for _ in range(100):
-            await pilot.pause(0.1)
-            if type(app.screen).__name__ == "ErrorDialog":
-                break
-        assert type(app.screen).__name__ == "ErrorDialog"
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ErrorDialog"
+                         and "exited with code" in str(app.screen.query_one("#error-message").render()),
+                         "the error dialog")
         assert process.poll() not in (None, 0)
-        assert "exited with code" in str(app.screen.query_one("#error-message").render())
         await pilot.press("escape")
-        assert type(app.screen).__name__ == "RunScreen"
-        assert "stopped without finishing" in str(app.screen.query_one("#run-head").render())
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "RunScreen"
+                         and "stopped without finishing" in str(app.screen.query_one("#run-head").render()),
+                         "the run screen saying the run stopped")
         launch = json.loads((tmp_path / "run" / "tui-run.json").read_text())
         assert launch["command"][:2] == ["tunewise", "run"]
         await pilot.press("escape")
-        assert type(app.screen).__name__ == "WelcomeScreen"
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "WelcomeScreen", "the welcome screen")
 
 
 def test_read_run_state_of_a_folder_without_events(tmp_path: Path) -> None:
