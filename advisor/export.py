@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -581,10 +582,21 @@ def write(export: Export, plan: Plan, config_path: Path) -> list[Path]:
     texts[config_path] = render(dataclasses.replace(export, config=config), plan, config_path)
     for path, text in texts.items():
         _check_utf8(path, text)
+        # Opening a FIFO for writing waits for a reader forever; a folder or device is no config either.
+        if os.path.lexists(path) and not path.is_file():
+            raise ExportError(f"cannot write {_shown(path)}: it exists and is not a regular file; choose another --out")
     for path, text in texts.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise ExportError(f"cannot write {_shown(path)}: {exc.strerror or exc}") from None
     return [config_path, *(path for path in texts if path != config_path)]
+
+
+def _shown(path: Path) -> str:
+    """A path for a message (a name with bytes that are not UTF-8 shows them escaped)."""
+    return str(path).encode("utf-8", "backslashreplace").decode()
 
 
 def _check_utf8(path: Path, text: str) -> None:
@@ -594,6 +606,6 @@ def _check_utf8(path: Path, text: str) -> None:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
         around = " ".join(text[max(0, exc.start - 30): exc.end + 30].encode("utf-8", "backslashreplace").decode().split())
-        raise ExportError(f"cannot write {str(path).encode('utf-8', 'backslashreplace').decode()}: it would hold "
+        raise ExportError(f"cannot write {_shown(path)}: it would hold "
                           f"text that is not valid UTF-8 (…{around}…), from a file or folder name or a data row; "
                           "rename it or fix the data") from None
