@@ -1,11 +1,17 @@
 """Starting a plan on several processes: the Accelerate config for its strategy, and torch's launcher (no torch here).
 
-``tunewise run PLAN --processes N`` writes ``accelerate_config.yaml`` into the run's output folder
-(what the run does, in the form ``accelerate launch --config_file`` reads, so the same training can be
-started on a cluster by hand) and starts N copies of ``tunewise run PLAN`` through PyTorch's elastic
-launcher (``python -m torch.distributed.run --standalone``). Each copy finds ``RANK``/``WORLD_SIZE``
-in its environment and joins the process group (``tunewise.methods._hf.distributed``). Signals sent
-to this process (Ctrl-C, SIGTERM from the TUI) are passed on, so the ranks checkpoint and stop together.
+``tunewise run PLAN --processes N`` starts N copies of ``tunewise run PLAN`` through PyTorch's
+elastic launcher (``python -m torch.distributed.run --standalone``). Each copy finds
+``RANK``/``WORLD_SIZE`` in its environment and joins the process group
+(``tunewise.methods._hf.distributed``). Signals sent to this process (Ctrl-C, SIGTERM from the TUI)
+are passed on, so the ranks checkpoint and stop together. The launcher holds the output folder's lock
+for its ranks (:mod:`~tunewise.advisor.output_lock`).
+
+The run's ``accelerate_config.yaml`` (what the run does, in the form ``accelerate launch
+--config_file`` reads, so the same training can be started on a cluster by hand) travels to the ranks
+in ``TUNEWISE_ACCELERATE_CONFIG`` and rank 0 writes it into the output folder once its run is
+accepted, so a refused run leaves the folder untouched. A DeepSpeed plan is the exception: it is
+refused here and its config is written as the refusal's deliverable.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from tunewise.plugins.redaction import redact
 from tunewise.plugins.types import Plan
 
 CONFIG_NAME = "accelerate_config.yaml"
+CONFIG_ENV = "TUNEWISE_ACCELERATE_CONFIG"
+"""The config text rank 0 writes into the output folder when the run is accepted."""
 TRAIN_KIND = {"lora": "lora"}
 """Training kind per method id (everything else trains every weight)."""
 
@@ -110,12 +118,16 @@ def accelerate_config(plan: Plan, settings: DistributedSettings, *, cuda: bool,
     return config
 
 
-def write_accelerate_config(out_dir: Path, config: Mapping[str, Any]) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / CONFIG_NAME
+def render_accelerate_config(config: Mapping[str, Any]) -> str:
     header = ("# Written by tunewise run --processes: the same training with `accelerate launch --config_file "
               f"{CONFIG_NAME} -m tunewise.advisor.cli run PLAN`\n")
-    path.write_text(redact(header + yaml.safe_dump(dict(config), sort_keys=True)), encoding="utf-8")
+    return redact(header + yaml.safe_dump(dict(config), sort_keys=True))
+
+
+def write_accelerate_config(out_dir: Path, config: Mapping[str, Any] | str) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / CONFIG_NAME
+    path.write_text(config if isinstance(config, str) else render_accelerate_config(config), encoding="utf-8")
     return path
 
 
@@ -126,13 +138,15 @@ def worker_command(processes: int, run_args: Sequence[str]) -> list[str]:
 
 
 def launch(plan: Plan, settings: DistributedSettings, run_args: Sequence[str], *, cuda: bool,
-           model_dir: Path | None = None) -> int:
-    """Write the Accelerate config, start the processes, wait; the launcher's exit code."""
+           model_dir: Path | None = None, extra_env: Mapping[str, str] | None = None,
+           lock_fd: int | None = None) -> int:
+    """Start the processes (they write the Accelerate config once accepted), wait; the launcher's exit code."""
     strategy = settings.resolved_strategy(TRAIN_KIND.get(plan.method, "full"))
     out = Path(plan.output_dir).expanduser().resolve()
-    # Written first, so a DeepSpeed plan still leaves the config for `accelerate launch` on a cluster.
-    written = write_accelerate_config(out, accelerate_config(plan, settings, cuda=cuda, model_dir=model_dir))
+    config = accelerate_config(plan, settings, cuda=cuda, model_dir=model_dir)
     if strategy in DEEPSPEED:
+        # Refused here, but the config is what a DeepSpeed user needs for `accelerate launch` on a cluster.
+        written = write_accelerate_config(out, config)
         import importlib.util
 
         installed = importlib.util.find_spec("deepspeed") is not None
@@ -141,14 +155,17 @@ def launch(plan: Plan, settings: DistributedSettings, run_args: Sequence[str], *
             f"ZeRO engines are not wired in (and the deepspeed package is "
             f"{'installed' if installed else 'not installed here'}). Use fsdp (the ZeRO-3 equivalent) or ddp; "
             f"the DeepSpeed settings are in {written} for `accelerate launch` with your own script")
-    env = dict(os.environ)
+    env = {**os.environ, **(extra_env or {}), CONFIG_ENV: render_accelerate_config(config)}
     if not cuda and "OMP_NUM_THREADS" not in env:
         # CPU processes share the cores; oversubscribing threads makes every rank slower.
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // settings.processes))
     command = worker_command(settings.processes, run_args)
     # Its own session: a terminal's Ctrl-C reaches only this process, which passes one SIGTERM on
     # (a worker treats a second signal as "stop now, no checkpoint").
-    process = subprocess.Popen(command, env=env, start_new_session=True)
+    # The launcher shares its output-folder lock with torch's launcher process, so the folder stays
+    # owned while the ranks run even if this process is killed.
+    process = subprocess.Popen(command, env=env, start_new_session=True,
+                               pass_fds=(lock_fd,) if lock_fd is not None else ())
     stopped: list[int] = []
 
     def forward(signum: int, _frame: Any) -> None:

@@ -1,10 +1,16 @@
 """Running a plan in this process: what ``tunewise run`` does (the TUI starts that command as a subprocess).
 
-Order: the plan is validated, ``tunewise_before_run`` is called, the method runs with a
-:class:`RunSink` as its event sink, ``tunewise_after_run`` is called and an ``end`` event closes
-the stream. Events go as JSON lines to ``<output_dir>/events.jsonl`` (and stdout with
-``--events -``); a progress bar with loss, tokens/s and ETA goes to stderr. Training methods run
-their memory preflight themselves, before their model loads, because only they know what trains.
+Order: the plan is validated, the output folder's lock is taken (:mod:`~tunewise.advisor.output_lock`:
+one run per folder), ``tunewise_before_run`` is called, the method runs with a :class:`RunSink` as
+its event sink, ``tunewise_after_run`` is called and an ``end`` event closes the stream. Events go as
+JSON lines to ``<output_dir>/events.jsonl`` (and stdout with ``--events -``); a progress bar with
+loss, tokens/s and ETA goes to stderr. Training methods run their memory preflight themselves, before
+their model loads, because only they know what trains.
+
+A run is *accepted* when its method sends ``start`` (methods make every refusal decision before
+it); only then is ``events.jsonl`` opened (appended to on ``--resume``, else started afresh). A run
+that ends before ``start`` was refused and leaves the output folder as it found it, byte for byte:
+its events go to stdout (``--events -``) and stderr only.
 
 Plugins' ``tunewise_training_callbacks`` objects are fed from the same events: ``on_step(step,
 metrics)`` for progress, ``on_eval(step, metrics)`` for evaluations and ``on_end(result)``. A
@@ -27,18 +33,22 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from tunewise.plugins.errors import TunewiseError
 from tunewise.plugins.events import JsonlEventWriter
 from tunewise.plugins.types import Plan, RunResult
 
+if TYPE_CHECKING:
+    from tunewise.advisor.output_lock import OutputLock
+
 EXIT_CODES = {"completed": 0, "failed": 1, "stopped": 3, "cancelled": 130}
 _ERROR_KINDS = {"DataError": "data", "PlanError": "plan", "PlanSettingsError": "plan", "ResumeError": "resume",
-                "MethodNotRunnable": "not_runnable", "ModelNotFoundError": "model", "PluginError": "plugin"}
+                "MethodNotRunnable": "not_runnable", "ModelNotFoundError": "model", "PluginError": "plugin",
+                "OutputLocked": "locked"}
 
 
 class ProgressView:
@@ -111,14 +121,59 @@ class ProgressView:
             self._progress = None
 
 
+class EventsFile:
+    """The run's events file, opened only when the run is accepted; lines before that wait in memory."""
+
+    def __init__(self, path: Path, *, append: bool) -> None:
+        self.path = path
+        self.append = append
+        self._pending: list[str] = []
+        self._file: IO[str] | None = None
+        self._actions: list[Callable[[], None]] = []
+
+    @property
+    def accepted(self) -> bool:
+        return self._file is not None
+
+    def on_accept(self, action: Callable[[], None]) -> None:
+        """Run ``action`` when the run is accepted (writes that must not happen for a refused run)."""
+        self._actions.append(action)
+
+    def accept(self) -> None:
+        if self._file is not None:
+            return
+        self._file = open(self.path, "a" if self.append else "w", encoding="utf-8")  # noqa: SIM115 - see close
+        self._file.write("".join(self._pending))
+        self._file.flush()
+        self._pending.clear()
+        for action in self._actions:
+            action()
+
+    def write(self, text: str) -> int:
+        if self._file is None:
+            self._pending.append(text)
+        else:
+            self._file.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._file is not None:
+            self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
 class RunSink:
     """The event sink a method writes to during ``tunewise run``."""
 
     def __init__(self, streams: Sequence[IO[str]], view: ProgressView | None = None,
-                 callbacks: Sequence[Any] = ()) -> None:
+                 callbacks: Sequence[Any] = (), on_start: Callable[[], None] | None = None) -> None:
         self._writer = JsonlEventWriter(*streams)
         self.view = view
         self.callbacks = list(callbacks)
+        self.on_start = on_start
         self.stop_requested = False
         self.peak_memory_gb = 0.0
         self.last_error: str | None = None
@@ -126,6 +181,8 @@ class RunSink:
     def __call__(self, kind: str, /, **fields: Any) -> None:
         from tunewise.plugins.events import make_event
 
+        if kind == "start" and self.on_start is not None:
+            self.on_start()  # the run is accepted: its events file opens before this event is written
         if kind in ("progress", "end") and fields.get("peak_memory_gb"):
             self.peak_memory_gb = max(self.peak_memory_gb, float(fields["peak_memory_gb"]))
         if kind == "error":
@@ -219,62 +276,85 @@ def apply_overrides(plan: Plan, *, out: str | None = None, max_steps: int | None
                    force=force or plan.force)
 
 
-def run_plan(plan: Plan, *, events_to_stdout: bool = False, show_progress: bool = True) -> tuple[RunResult, int]:
-    """Run a validated plan; returns its result and the process exit code (0, 1 or 130)."""
+def run_plan(plan: Plan, *, events_to_stdout: bool = False, show_progress: bool = True,
+             on_accept: Sequence[Callable[[], None]] = ()) -> tuple[RunResult, int]:
+    """Run a validated plan; returns its result and the process exit code (0, 1, 3 or 130).
+
+    ``on_accept`` actions run when the method accepts the run (sends ``start``), never for a refused one.
+    """
     from tunewise.plugins.manager import get_host
+    from tunewise.plugins.parallelism import events_file_name
 
     started = time.time()
     out = Path(plan.output_dir).expanduser().resolve()
-    out.mkdir(parents=True, exist_ok=True)
     plan = replace(plan, output_dir=str(out))
-    mode = "a" if plan.resume else "w"
-    from tunewise.plugins.parallelism import events_file_name
-
     # One of several data-parallel processes: only rank 0 writes the run's events.jsonl.
-    with open(out / events_file_name(), mode, encoding="utf-8") as events_file:
-        streams: list[IO[str]] = [events_file]
-        if events_to_stdout:
-            streams.append(sys.stdout)
-        view = ProgressView(sys.stderr) if show_progress else None
-        host = get_host()
-        reported = len(host.failures)
-        callbacks: list[Any] = []
-        for _plugin, returned in host.call("tunewise_training_callbacks", plan=plan):
-            callbacks.extend(returned)  # checked by the host: a list of callback objects
-        sink = RunSink(streams, view, callbacks)
-        reported = _report_plugin_problems(host, sink, reported)
-        try:
-            with _sigterm_interrupts():
-                host.call("tunewise_before_run", plan=plan)
-                method = host.method(plan.method)
-                reported = _report_plugin_problems(host, sink, reported)
-                result = method.run(plan, sink)
-        except KeyboardInterrupt:
-            message = "cancelled before training started; nothing was checkpointed (run again, or --resume)"
-            sink("log", level="warning", message=message)
-            result = RunResult(plan.method, "cancelled", message=message, output_dir=str(out))
-        except TunewiseError as exc:
-            kind = _ERROR_KINDS.get(type(exc).__name__, "error")
-            sink("error", message=str(exc), kind=kind)
-            result = RunResult(plan.method, "failed", message=str(exc), output_dir=str(out))
-        except BaseException as exc:  # also SystemExit or a custom BaseException from method code: the run failed
-            detail = traceback.format_exc()
-            sink("error", message=f"{type(exc).__name__}: {exc}", kind="internal", traceback=detail)
-            result = RunResult(plan.method, "failed", message=f"internal error: {type(exc).__name__}: {exc}",
-                               output_dir=str(out))
+    events_file = EventsFile(out / events_file_name(), append=plan.resume)
+    for action in on_accept:
+        events_file.on_accept(action)
+    streams: list[IO[str]] = [events_file]  # type: ignore[list-item]  # write/flush is all a writer needs
+    if events_to_stdout:
+        streams.append(sys.stdout)
+    view = ProgressView(sys.stderr) if show_progress else None
+    host = get_host()
+    reported = len(host.failures)
+    callbacks: list[Any] = []
+    for _plugin, returned in host.call("tunewise_training_callbacks", plan=plan):
+        callbacks.extend(returned)  # checked by the host: a list of callback objects
+    sink = RunSink(streams, view, callbacks, on_start=events_file.accept)
+    reported = _report_plugin_problems(host, sink, reported)
+    lock = None
+    try:
+        with _sigterm_interrupts():
+            lock = _take_lock(out)
+            host.call("tunewise_before_run", plan=plan)
+            method = host.method(plan.method)
+            reported = _report_plugin_problems(host, sink, reported)
+            result = method.run(plan, sink)
+    except KeyboardInterrupt:
+        message = "cancelled before training started; nothing was checkpointed (run again, or --resume)"
+        sink("log", level="warning", message=message)
+        result = RunResult(plan.method, "cancelled", message=message, output_dir=str(out))
+    except TunewiseError as exc:
+        kind = _ERROR_KINDS.get(type(exc).__name__, "error")
+        sink("error", message=str(exc), kind=kind)
+        result = RunResult(plan.method, "failed", message=str(exc), output_dir=str(out))
+    except BaseException as exc:  # also SystemExit or a custom BaseException from method code: the run failed
+        detail = traceback.format_exc()
+        sink("error", message=f"{type(exc).__name__}: {exc}", kind="internal", traceback=detail)
+        result = RunResult(plan.method, "failed", message=f"internal error: {type(exc).__name__}: {exc}",
+                           output_dir=str(out))
+    try:
         if result.status == "failed" and not result.message and sink.last_error:
             result = replace(result, message=sink.last_error)
+        if result.status == "completed":
+            events_file.accept()  # a method that never sent ``start`` still gets its events written
         host.call("tunewise_after_run", plan=plan, result=result)
         _report_plugin_problems(host, sink, reported)
         sink.finish(result, time.time() - started)
         if view is not None:
             view.close()
+    finally:
+        events_file.close()
+        if lock is not None:
+            lock.release(accepted=events_file.accepted)
     return result, EXIT_CODES.get(result.status, 1)
 
 
-def report_plan_error(message: str, *, events_to_stdout: bool) -> None:
-    """A plan that failed validation: say so on stderr (and as events when they go to stdout)."""
+def _take_lock(out: Path) -> OutputLock | None:
+    """This run's hold on its output folder; None for a rank whose launcher (or rank 0) holds it."""
+    from tunewise.advisor.output_lock import acquire, covered_by_launcher
+    from tunewise.plugins.parallelism import world_from_env
+
+    rank, world, _ = world_from_env()
+    if world > 1 and (rank != 0 or covered_by_launcher(out)):
+        return None
+    return acquire(out)
+
+
+def report_plan_error(message: str, *, events_to_stdout: bool, kind: str = "plan") -> None:
+    """A run refused before it could start (plan invalid, folder locked): as events when they go to stdout."""
     if events_to_stdout:
         writer = JsonlEventWriter(sys.stdout)
-        writer("error", message=message, kind="plan")
+        writer("error", message=message, kind=kind)
         writer("end", status="failed", result={"status": "failed", "message": message}, peak_memory_gb=0.0, wall_s=0.0)

@@ -165,20 +165,22 @@ CONFIG_DATA_CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(DATA_CASES))
-def test_bad_data_is_reported_before_the_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str) -> None:
+def test_bad_data_is_reported_before_the_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
     method, name, content, expected = DATA_CASES[case]
     path = write(tmp_path / name, content)
     data = path.parent.name if method == "rag" else name
     plan = write(tmp_path / "plan.yaml", f"method: {method}\nmodel: {NO_MODEL}\ndata: {data}\n"
                                          f"output_dir: {tmp_path / 'out'}\n")
     monkeypatch.chdir(tmp_path)
-    result, code = run_plan(load_plan(plan), show_progress=False)
+    result, code = run_plan(load_plan(plan), events_to_stdout=True, show_progress=False)
     assert (result.status, code) == ("failed", 1)
     assert NO_MODEL not in result.message, result.message  # the model was never even looked up
     import re
 
     assert re.search(re.escape(str(tmp_path)) + r"/.*" + expected, result.message), result.message
-    events = [json.loads(line) for line in (tmp_path / "out" / "events.jsonl").read_text().splitlines()]
+    assert not (tmp_path / "out").exists()  # refused before ``start``: nothing written
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     kinds = [e["kind"] for e in events if e["event"] == "error"]
     assert kinds == (["error"] if method == "rag" else ["data"])  # RAG's corpus errors have no own kind yet
 
@@ -206,7 +208,8 @@ def test_bad_config_data_is_reported_before_the_model(tmp_path: Path, monkeypatc
 
 
 def test_over_long_rows_are_named_before_the_model_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                         tiny_model_dir: Path) -> None:
+                                                         tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
     """Rows whose answer lies past seq_len are named by line; weights are never needed to find that out.
 
     The model folder has a tokenizer but no weights: loading them would fail with a weights error,
@@ -229,8 +232,9 @@ def test_over_long_rows_are_named_before_the_model_loads(tmp_path: Path, monkeyp
     write(tmp_path / "some_long.jsonl", jsonl(CHAT, long_turn, CHAT, CHAT))
     plan = write(tmp_path / "b.yaml", f"method: full_finetune\nmodel: {model}\ndata: some_long.jsonl\n"
                                       f"output_dir: {tmp_path / 'out-b'}\n{training}")
-    result, _ = run_plan(load_plan(plan), show_progress=False)
-    events = [json.loads(line) for line in (tmp_path / "out-b" / "events.jsonl").read_text().splitlines()]
+    capsys.readouterr()
+    result, _ = run_plan(load_plan(plan), events_to_stdout=True, show_progress=False)
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     notes = " ".join(e["message"] for e in events if e["event"] == "log")
     assert "some_long.jsonl:2" in notes  # the over-long row, by line, before any weights were touched
     assert result.status == "failed" and "no .safetensors weights" in result.message

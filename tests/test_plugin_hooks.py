@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tunewise.advisor.hardware import catalogue, find_hardware
 from tunewise.advisor.runner import run_plan
 from tunewise.plugins import Fit, Hardware, Plan, Quote, RunResult, hookimpl
@@ -129,11 +131,13 @@ def test_run_hooks_wrap_a_run_and_callbacks_stop_it_early(tmp_path: Path) -> Non
     assert events[-1]["event"] == "end" and events[-1]["status"] == "completed"
 
 
-def test_after_run_sees_a_failed_run(tmp_path: Path) -> None:
+def test_after_run_sees_a_failed_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     watcher = RunWatcher()
     with plugin_host(("watcher", watcher)):
         result, code = run_plan(Plan("countdown", config={"fail": True}, output_dir=str(tmp_path)),
-                                show_progress=False)
+                                events_to_stdout=True, show_progress=False)
     assert (result.status, code) == ("failed", 1)
     assert watcher.log[-2:] == ["after failed: countdown: told to fail", "end failed after 0"]
-    assert [e["event"] for e in _events(tmp_path)][-2:] == ["error", "end"]
+    streamed = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [e["event"] for e in streamed][-2:] == ["error", "end"]
+    assert list(tmp_path.iterdir()) == []  # refused before ``start``: the folder is left as it was

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from tunewise.advisor import limits
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tunewise.advisor.output_lock import OutputLock
     from tunewise.plugins.parallelism import DistributedSettings
     from tunewise.plugins.types import Plan
 
@@ -64,7 +68,8 @@ def main(args: argparse.Namespace) -> int:
             return _launch(args, plan, settings)
     elif rank != 0:  # a data-parallel worker: rank 0 speaks for the run
         to_stdout, args.quiet = False, True
-    result, code = run_plan(plan, events_to_stdout=to_stdout, show_progress=not args.quiet)
+    result, code = run_plan(plan, events_to_stdout=to_stdout, show_progress=not args.quiet,
+                            on_accept=_accept_actions(plan, rank, world))
     if result.status in ("failed", "stopped") and args.quiet:
         # Quiet hides progress, never why a run ended early.
         print(f"tunewise run: {result.status}: {result.message}", file=sys.stderr)
@@ -83,8 +88,61 @@ def _apply_opt_ins(args: argparse.Namespace) -> None:
         os.environ[OUTSIDE_PATHS_ENV] = "1"
 
 
+def _accept_actions(plan: Plan, rank: int, world: int) -> list[Callable[[], None]]:
+    """Writes rank 0 makes once its run is accepted: the Accelerate config its launcher handed down."""
+    import os
+    from pathlib import Path
+
+    from tunewise.advisor.launch import CONFIG_ENV, write_accelerate_config
+
+    text = os.environ.get(CONFIG_ENV)
+    if world == 1 or rank != 0 or not text:
+        return []
+    out = Path(plan.output_dir).expanduser().resolve()
+
+    def write_config() -> None:
+        write_accelerate_config(out, text)
+
+    return [write_config]
+
+
 def _launch(args: argparse.Namespace, plan: Plan, settings: DistributedSettings) -> int:
-    """Start the data-parallel processes (each one runs this command again, as one rank)."""
+    """Start the data-parallel processes (each one runs this command again, as one rank).
+
+    The launcher holds the output folder's lock for the whole run; its ranks know it from the
+    environment and do not take it again.
+    """
+    from pathlib import Path
+
+    from tunewise.advisor.output_lock import OutputLocked, acquire
+    from tunewise.advisor.runner import report_plan_error
+
+    out = Path(plan.output_dir).expanduser().resolve()
+    try:
+        lock = acquire(out)
+    except OutputLocked as exc:
+        report_plan_error(str(exc), events_to_stdout=args.events == "-", kind="locked")
+        raise
+    events = out / "events.jsonl"
+    before = _stamp(events)
+    code = 1
+    try:
+        code = _start_ranks(args, plan, settings, lock)
+    finally:
+        # Rank 0 writes events.jsonl only once it accepted the run: unchanged means refused.
+        lock.release(accepted=code == 0 or _stamp(events) != before)
+    return code
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
+def _start_ranks(args: argparse.Namespace, plan: Plan, settings: DistributedSettings, lock: OutputLock) -> int:
     from pathlib import Path
 
     from tunewise.advisor.launch import launch
@@ -104,4 +162,5 @@ def _launch(args: argparse.Namespace, plan: Plan, settings: DistributedSettings)
 
         cuda = torch.cuda.is_available()
     model_dir = resolve_model(plan.model, prepare=False).path
-    return launch(plan, settings, run_args, cuda=cuda, model_dir=model_dir)
+    return launch(plan, settings, run_args, cuda=cuda, model_dir=model_dir, extra_env=lock.launcher_env(),
+                  lock_fd=lock.fd)

@@ -13,6 +13,7 @@ when the weights are not finite or the disk is too full (:mod:`~tunewise.methods
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -176,13 +177,19 @@ class CheckpointStore:
         for _step, path in done[: max(0, len(done) - self.keep)]:
             shutil.rmtree(path, ignore_errors=True)
         for child in self.root.iterdir():
-            if child.name.startswith(".tmp-step-") and not child.name.endswith(f"-{os.getpid()}"):
+            if child.name.startswith(".tmp-step-") and not child.name.endswith(f"-{os.getpid()}") and child.is_dir():
                 shutil.rmtree(child, ignore_errors=True)
 
     def clear(self) -> None:
-        """Delete every checkpoint (a fresh run forced over an old one)."""
-        if self.root.is_dir():
-            shutil.rmtree(self.root)
+        """Delete every checkpoint (a fresh run forced over an old one); other files in the folder stay."""
+        if not self.root.is_dir():
+            return
+        for child in self.root.iterdir():
+            if (_STEP_DIR.match(child.name) or child.name.startswith(".tmp-step-")) and child.is_dir() \
+                    and not child.is_symlink():
+                shutil.rmtree(child)
+        with contextlib.suppress(OSError):  # the user's files keep it
+            self.root.rmdir()
 
     @staticmethod
     def load(path: Path) -> Checkpoint:

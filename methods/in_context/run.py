@@ -53,7 +53,6 @@ def run(plan: Plan, events: EventSink) -> RunResult:
     eval_path = plan.config_path(config.eval_data, "eval_data") if config.eval_data else None
     embedding_model = config.embedding_model if is_bundled(config.embedding_model) else \
         str(plan.config_path(str(config.embedding_model), "embedding_model"))
-    out.mkdir(parents=True, exist_ok=True)
     examples = [e for path in plan.data for e in load_examples(path)]
     if eval_path is not None:
         pool, held_out = examples, load_examples(eval_path)
@@ -63,13 +62,15 @@ def run(plan: Plan, events: EventSink) -> RunResult:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     strategies = list(SELECTIONS) if config.compare_selections else [config.selection]
     strategies.sort(key=lambda s: s != config.selection)  # the plan's choice first
+    tokenizer = load_tokenizer(plan.model)  # a missing model is refused before ``start``
+    # Every refusal comes before ``start``: a refused run leaves the output folder untouched.
     events("start", method="in_context", total_steps=0, plan=plan.to_dict(), device=device,
            pool=len(pool), held_out=len(held_out), strategies=strategies)
+    out.mkdir(parents=True, exist_ok=True)
 
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # the weight-loading bar is noise in run logs
-    tokenizer = load_tokenizer(plan.model)
     model = load_model(plan.model, dtype="bfloat16" if device == "cuda" else "float32", device=device).eval()
     builder = PromptBuilder(tokenizer, config.system_prompt)
     costs = [builder.example_cost(example) for example in pool]

@@ -19,7 +19,6 @@ import dataclasses
 import gc
 import json
 import math
-import shutil
 import time
 import warnings
 from collections.abc import Sequence
@@ -58,11 +57,12 @@ def _check_output(out: Path, plan: Plan, identity: dict[str, Any], events: Event
         if not plan.force:
             raise ResumeError(f"{out} already holds an RLHF run; pass --resume to continue it, --force to start "
                               "over (deletes it) or --out DIR for a new folder")
+        from tunewise.methods.rlhf.stages import forget_stages
+
+        forget_stages(out)  # only what tunewise wrote there: files the user put in the folders stay
         for name in RUN_OUTPUTS:
             target = out / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
+            if target.is_file() or target.is_symlink():
                 target.unlink()
         events("log", level="warning", message=f"--force: deleted the earlier run in {out}")
     elif plan.resume and earlier.is_file():
