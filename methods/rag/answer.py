@@ -5,6 +5,13 @@ them by number. Each number in the answer is resolved to the passage's source fi
 numbers that name no passage are reported rather than trusted. When the best chunk is not similar
 enough to the question (``min_relevance``), no answer is generated: the reply says the documents do not
 contain it, which a small model would not reliably say by itself.
+
+Answers always cite. ``answer_mode`` ``auto`` (the default) checks the model's citations and, when
+they are missing, name no passage, or point at passages that do not hold the answer's words, replaces
+the reply with an extractive answer (sentences quoted from the passages, each with its ``[n]``; see
+:mod:`~tunewise.methods.rag.extractive`), marked ``extractive`` and keeping the model's reply and what
+was wrong with it. ``generate`` keeps the model's reply whatever it cites and reports the problem;
+``extractive`` quotes without generating.
 """
 
 from __future__ import annotations
@@ -13,7 +20,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from tunewise.methods.rag.config import ANSWER_MODES
+from tunewise.methods.rag.extractive import Quote, compose, pick_sentences
 from tunewise.methods.rag.index import Hit, RagIndex
+from tunewise.methods.rag.keyword_index import keyword_tokens
+from tunewise.plugins.errors import TunewiseError
 
 NO_ANSWER = "The documents do not contain the answer."
 SYSTEM_PROMPT = (
@@ -22,6 +33,8 @@ SYSTEM_PROMPT = (
 )
 CLOSED_BOOK_PROMPT = "Answer the question briefly and accurately."
 _CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+SUPPORTED_SHARE = 0.5
+"""Share of a reply's words that its cited passages must contain for the citations to count."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +45,8 @@ class Citation:
     source: str
     chunk_id: int
     title: str
+    text: str = field(default="", repr=False, compare=False)
+    """The passage as the model saw it (clipped to the context budget); not part of the JSON."""
 
     def label(self) -> str:
         return f"{self.source} (chunk {self.chunk_id})"
@@ -53,6 +68,19 @@ class Answer:
     """Cosine similarity of the best retrieved chunk to the question."""
     prompt_tokens: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    extractive: bool = False
+    """True when the text is sentences quoted from the passages (see ``quotes``), not the model's words."""
+    quotes: tuple[Quote, ...] = ()
+    generated: str | None = None
+    """The model's own reply when an extractive answer replaced it."""
+    citation_problem: str | None = None
+    """Why the model's reply did not count as cited; None when it did or no model wrote the text."""
+
+    @property
+    def has_valid_citation(self) -> bool:
+        """At least one citation, every one naming a passage given, and no problem found with them."""
+        return bool(self.cited) and not self.unknown_citations and \
+            (self.extractive or self.citation_problem is None)
 
     @property
     def citations(self) -> tuple[Citation, ...]:
@@ -62,6 +90,12 @@ class Answer:
 
     def render(self) -> str:
         lines = [self.text, ""]
+        if self.extractive:
+            why = f" ({self.citation_problem})" if self.citation_problem else ""
+            lines.insert(1, f"(extractive: sentences quoted from the passages; the model's reply was not "
+                            f"used{why})")
+        elif self.citation_problem and self.answered:
+            lines.insert(1, f"(not verified: {self.citation_problem})")
         if self.passages:
             lines.append("Sources:")
             for passage in self.passages:
@@ -81,6 +115,10 @@ class Answer:
             "passages": [{"number": c.number, "source": c.source, "chunk_id": c.chunk_id, "title": c.title}
                          for c in self.passages],
             "unknown_citations": list(self.unknown_citations),
+            "extractive": self.extractive,
+            "quotes": [{"number": q.number, "text": q.text} for q in self.quotes],
+            "citation_problem": self.citation_problem,
+            "generated": self.generated,
         }
 
 
@@ -94,6 +132,30 @@ def parse_citations(text: str, passages: int) -> tuple[tuple[int, ...], tuple[in
             if number not in target:
                 target.append(number)
     return tuple(valid), tuple(unknown)
+
+
+def citation_problem(text: str, passages: tuple[Citation, ...]) -> str | None:
+    """Why ``text`` does not cite ``passages`` validly, or None when it does.
+
+    Valid: at least one ``[n]`` naming a passage given, none naming a passage that was not given,
+    some words besides the markers, and most of those words found in the cited passages (a model can
+    put ``[1]`` after anything).
+    """
+    cited, unknown = parse_citations(text, len(passages))
+    if unknown:
+        given = f"[1]-[{len(passages)}]" if passages else "none"
+        return (f"it cites {', '.join(f'[{n}]' for n in unknown)}, but the passages given were {given}")
+    if not cited:
+        return "it has no [n] citation markers"
+    words = set(keyword_tokens(_CITATION.sub(" ", text)))
+    if not words:
+        return "it has citation markers but no answer"
+    by_number = {p.number: p for p in passages}
+    found = set(keyword_tokens(" ".join(by_number[n].text for n in cited)))
+    share = len(words & found) / len(words)
+    if share < SUPPORTED_SHARE:
+        return f"the passages it cites hold only {share:.0%} of its words"
+    return None
 
 
 def says_no_answer(text: str) -> bool:
@@ -139,7 +201,10 @@ class Answerer:
                 block = self._clip(block, budget)  # at least one passage, clipped to the budget
                 cost = budget
             blocks.append(block)
-            passages.append(Citation(number, hit.chunk.source, hit.chunk.chunk_id, hit.chunk.title))
+            text = hit.chunk.text.strip()
+            shown = block.removeprefix(f"[{number}] ({hit.chunk.source}) ")  # clipped blocks keep their head
+            passages.append(Citation(number, hit.chunk.source, hit.chunk.chunk_id, hit.chunk.title,
+                                     text if len(shown) >= len(text) else shown))
             budget -= cost
         user = "Passages:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}"
         messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
@@ -165,8 +230,15 @@ class Answerer:
         return str(text).strip(), prompt_length
 
     def answer(self, index: RagIndex, question: str, *, k: int = 3, mode: str = "hybrid",
-               min_relevance: float = 0.3) -> Answer:
-        """Retrieve, check relevance, then answer with citations (or say the documents lack the answer)."""
+               min_relevance: float = 0.3, answer_mode: str = "auto") -> Answer:
+        """Retrieve, check relevance, then answer with citations (or say the documents lack the answer).
+
+        ``answer_mode``: ``auto`` generates and falls back to an extractive answer when the reply's
+        citations are not valid; ``generate`` keeps the reply and reports any citation problem;
+        ``extractive`` quotes the passages without generating.
+        """
+        if answer_mode not in ANSWER_MODES:
+            raise TunewiseError(f"answer mode {answer_mode!r} is not one of {', '.join(ANSWER_MODES)}")
         vector = None if mode == "bm25" else index.embedder.encode_query(question)
         hits = index.search(question, k=k, mode=mode, query_vector=vector)
         if vector is None:
@@ -178,12 +250,44 @@ class Answerer:
         # Most similar first: a small model leans on the first passage.
         ordered = [hit for _, hit in sorted(zip(similarities, hits, strict=True), key=lambda p: -p[0])]
         messages, passages = self.context_messages(question, ordered)
+        if answer_mode == "extractive":
+            return extractive_answer(index, question, vector, passages, relevance=relevance)
         text, prompt_tokens = self.generate(messages)
-        cited, unknown = parse_citations(text, len(passages))
-        return Answer(question, text, passages, cited, unknown, answered=not says_no_answer(text),
-                      relevance=relevance, prompt_tokens=prompt_tokens)
+        return answer_from_reply(index, question, vector, passages, text, answer_mode=answer_mode,
+                                 relevance=relevance, prompt_tokens=prompt_tokens)
 
     def answer_closed_book(self, question: str) -> Answer:
         """The model's answer without retrieval (the baseline RAG must beat)."""
         text, prompt_tokens = self.generate(self.closed_book_messages(question))
         return Answer(question, text, (), prompt_tokens=prompt_tokens)
+
+
+def answer_from_reply(index: RagIndex, question: str, question_vector: Any, passages: tuple[Citation, ...],
+                      reply: str, *, answer_mode: str = "auto", relevance: float | None = None,
+                      prompt_tokens: int = 0) -> Answer:
+    """The answer given the model's ``reply`` to ``passages``: kept if its citations are valid (or it is a
+    refusal, which needs none); otherwise replaced by an extractive answer (``auto``) or kept with the
+    problem stated (``generate``)."""
+    cited, unknown = parse_citations(reply, len(passages))
+    refused = says_no_answer(reply)
+    problem = None if refused and not cited else citation_problem(reply, passages)
+    if answer_mode == "auto" and problem is not None:
+        return extractive_answer(index, question, question_vector, passages, relevance=relevance,
+                                 generated=reply, problem=problem, prompt_tokens=prompt_tokens)
+    return Answer(question, reply, passages, cited, unknown, answered=not refused, relevance=relevance,
+                  prompt_tokens=prompt_tokens, citation_problem=problem)
+
+
+def extractive_answer(index: RagIndex, question: str, question_vector: Any, passages: tuple[Citation, ...], *,
+                      relevance: float | None = None, generated: str | None = None, problem: str | None = None,
+                      prompt_tokens: int = 0) -> Answer:
+    """The passages' best sentences for ``question``, each cited; ``generated`` is the reply it replaces."""
+    quotes = pick_sentences(question, question_vector, [(p.number, p.text, p.title) for p in passages],
+                            lambda sentences: index.embedder.encode(sentences, batch_size=64))
+    if not quotes:  # passages with no sentence (a table of symbols): quote the best passage's start
+        first = passages[0]
+        quotes = [Quote(first.number, " ".join(first.text.split())[:200])]
+    cited = tuple(dict.fromkeys(q.number for q in quotes))
+    return Answer(question, compose(quotes), passages, cited, (), relevance=relevance,
+                  prompt_tokens=prompt_tokens, extractive=True, quotes=tuple(quotes), generated=generated,
+                  citation_problem=problem)

@@ -9,6 +9,8 @@ from tunewise.plugins.errors import TunewiseError
 
 SearchMode = Literal["dense", "bm25", "hybrid"]
 SEARCH_MODES: tuple[str, ...] = get_args(SearchMode)
+AnswerMode = Literal["auto", "generate", "extractive"]
+ANSWER_MODES: tuple[str, ...] = get_args(AnswerMode)
 
 
 @dataclass
@@ -40,6 +42,12 @@ class RagConfig:
         metadata={"help": "retrieval for answers: dense (embeddings), bm25 (keywords) or hybrid (both, fused)"},
     )
     k: int = field(default=3, metadata={"help": "chunks put in the prompt per question"})
+    answer_mode: AnswerMode = field(
+        default="auto",
+        metadata={"help": "auto: the model answers and, when its [n] citations are missing or wrong, the best "
+                          "sentences of the passages are quoted instead (marked extractive); generate: keep the "
+                          "model's answer whatever it cites; extractive: quote sentences, no generation"},
+    )
     questions: str | None = field(
         default=None,
         metadata={"help": "jsonl of {question, source, answer} to evaluate retrieval and answers; "
@@ -79,6 +87,8 @@ class RagConfig:
                                             f"{self.chunk_tokens}): each chunk has to move past the previous one"))
         if self.mode not in SEARCH_MODES:
             found.append(("mode", f"{self.mode!r} is not one of {', '.join(SEARCH_MODES)}"))
+        if self.answer_mode not in ANSWER_MODES:
+            found.append(("answer_mode", f"{self.answer_mode!r} is not one of {', '.join(ANSWER_MODES)}"))
         for name in ("k", "batch_size", "max_new_tokens", "max_context_tokens"):
             if getattr(self, name) < 1:
                 found.append((name, f"must be at least 1 (got {getattr(self, name)})"))

@@ -154,3 +154,118 @@ def mean_scores(rows: Sequence[dict[str, float]]) -> dict[str, float]:
 
 def write_json(path: Path, value: Any) -> None:
     path.write_text(json.dumps(redact_data(value), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+# -- answers with and without retrieval ----------------------------------------------------------
+
+@dataclass
+class AnswerEvaluation:
+    """Mean scores per condition, one record per question, and why retrieval did not help (None if it did)."""
+
+    scores: dict[str, dict[str, float]]
+    records: list[dict[str, Any]]
+    diagnosis: str | None
+
+
+def answer_record(question: Question, rag: Any, closed: Any | None) -> dict[str, Any]:
+    """One question's answers (an ``Answer`` with retrieval, one without or None) as a JSON record.
+
+    Besides the answer itself: ``valid_citation``, whether the gold document was among the passages
+    given (``gold_retrieved``) and whether the reference answer appears in them word for word
+    (``reference_in_passages``), which together say why an answer missed.
+    """
+    record: dict[str, Any] = {"question": question.question, "gold_source": question.source,
+                              "reference": question.answer, **rag.to_json(),
+                              "valid_citation": rag.has_valid_citation}
+    if question.source is not None:
+        record["gold_retrieved"] = any(source_matches(p.source, question.source) for p in rag.passages)
+        record["reference_in_passages"] = question.answer is not None and any(
+            answer_scores(p.text, question.answer)["containment"] for p in rag.passages)
+    if closed is not None and question.answer is not None:
+        record["closed_book"] = closed.text
+        record["scores"] = answer_scores(rag.text, question.answer)
+        record["closed_book_scores"] = answer_scores(closed.text, question.answer)
+    return record
+
+
+def summarize_answers(records: Sequence[dict[str, Any]]) -> tuple[dict[str, dict[str, float]], str | None]:
+    """Mean scores with and without retrieval over ``records`` (from :func:`answer_record`), and the diagnosis.
+
+    With retrieval, over the answerable questions: ``citation_rate`` (answers with at least one valid
+    citation), ``gold_citation_rate`` (a valid citation of the gold document), ``extractive_share``,
+    ``gold_retrieved`` (gold document among the passages given) and ``abstain_answerable`` (wrongly
+    refused); over the others ``abstain_unanswerable`` (rightly refused). Containment, token recall
+    and F1 in both conditions over the questions with a reference answer.
+    """
+    answerable = [r for r in records if r.get("gold_source") is not None]
+    scored = [r for r in answerable if "scores" in r]
+    unanswerable = [r for r in records if r.get("gold_source") is None]
+    flags = [{
+        "citation_rate": float(bool(r["valid_citation"])),
+        "gold_citation_rate": float(bool(r["valid_citation"]) and any(
+            source_matches(c["source"], r["gold_source"]) for c in r["citations"])),
+        "extractive_share": float(bool(r.get("extractive"))),
+        "gold_retrieved": float(bool(r.get("gold_retrieved"))),
+        "abstain_answerable": float(not r["answered"]),
+    } for r in answerable]
+    with_retrieval = {**mean_scores([r["scores"] for r in scored]), **mean_scores(flags)}
+    if unanswerable:
+        with_retrieval["abstain_unanswerable"] = sum(not r["answered"] for r in unanswerable) / len(unanswerable)
+    scores = {"with retrieval": with_retrieval,
+              "without retrieval": mean_scores([r["closed_book_scores"] for r in scored])}
+    return scores, diagnose(scored)
+
+
+def diagnose(scored: Sequence[dict[str, Any]]) -> str | None:
+    """Why answers with retrieval do not contain the reference more often than closed-book ones (None if they do).
+
+    Each answer that misses the reference is put down to the generator (the reference was in the
+    passages given), chunking (the gold document came back, but not the chunk that holds the
+    reference) or retrieval (the gold document was not in the top k).
+    """
+    if not scored:
+        return None
+    rag = sum(r["scores"]["containment"] for r in scored) / len(scored)
+    closed = sum(r["closed_book_scores"]["containment"] for r in scored) / len(scored)
+    if rag > closed:
+        return None
+    misses = [r for r in scored if r["scores"]["containment"] < 1]
+    unused = [r for r in misses if r.get("reference_in_passages")]
+    generated = sum(1 for r in unused if not r.get("extractive"))
+    quoted = len(unused) - generated
+    chunking = sum(1 for r in misses if r.get("gold_retrieved") and not r.get("reference_in_passages"))
+    not_retrieved = len(misses) - len(unused) - chunking
+    parts = []
+    if generated:
+        parts.append(f"{generated} had it word for word in the passages given, but the model's answer did not "
+                     "use it (the generator fails to use the passages; answer_mode: auto or extractive quotes "
+                     "them instead)")
+    if quoted:
+        parts.append(f"{quoted} had it in the passages given, but the extractive answer quoted other sentences")
+    if chunking:
+        parts.append(f"{chunking} retrieved the gold document but not the chunk with the answer: try smaller "
+                     "chunk_tokens or a larger k")
+    if not_retrieved:
+        parts.append(f"{not_retrieved} did not retrieve the gold document in the top k: raise k or try another "
+                     "mode; if the answer is worded unlike the question, smaller chunks help too")
+    why = "; ".join(parts) if parts else "every answer missed it in both conditions alike"
+    return (f"Retrieval did not beat closed-book answers (containment {rag:.2f} with vs {closed:.2f} without, "
+            f"{len(scored)} questions). Of the {len(misses)} answers with retrieval that lack the reference, "
+            f"{why}.")
+
+
+def evaluate_answers(answerer: Any, index: Any, questions: Sequence[Question], *, k: int, mode: str,
+                     min_relevance: float, answer_mode: str = "auto",
+                     log: Callable[[str], None] | None = None) -> AnswerEvaluation:
+    """Answer every question with retrieval and (those with a reference answer) without; score and diagnose."""
+    records: list[dict[str, Any]] = []
+    for number, question in enumerate(questions, start=1):
+        rag = answerer.answer(index, question.question, k=k, mode=mode, min_relevance=min_relevance,
+                              answer_mode=answer_mode)
+        closed = answerer.answer_closed_book(question.question) \
+            if question.answerable and question.answer is not None else None
+        records.append(answer_record(question, rag, closed))
+        if log is not None and (number % 10 == 0 or number == len(questions)):
+            log(f"answered {number}/{len(questions)} questions")
+    scores, diagnosis = summarize_answers(records)
+    return AnswerEvaluation(scores, records, diagnosis)

@@ -1,4 +1,4 @@
-"""The markdown report of a RAG run: index, retrieval per mode, answers with vs without retrieval."""
+"""The markdown report of a RAG run: index, retrieval per mode, answers with vs without retrieval, and why."""
 
 from __future__ import annotations
 
@@ -12,6 +12,14 @@ RETRIEVAL_EXPLAINED = (
 ANSWERS_EXPLAINED = (
     "containment: the reference answer appears word for word in the model's answer (after lower-casing "
     "and removing punctuation); token recall / F1: overlap of words with the reference."
+)
+FLAGS_EXPLAINED = (
+    "citation_rate: answerable questions whose answer cites at least one passage validly (a passage that was "
+    "given and holds the answer's words); gold_citation_rate: a valid citation of the gold document; "
+    "extractive_share: answers made of sentences quoted from the passages because the model's own answer had no "
+    "valid citation; gold_retrieved: the gold document was among the passages given; abstain_unanswerable: "
+    "questions the documents do not answer that got \"the documents do not contain the answer\"; "
+    "abstain_answerable: answerable questions wrongly refused."
 )
 
 
@@ -30,7 +38,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
 def render_report(*, plan_summary: Mapping[str, Any], index_summary: Mapping[str, Any],
                   retrieval: Mapping[str, Mapping[str, float]], cutoffs: Sequence[int],
                   answers: Mapping[str, Mapping[str, float]] | None, samples: Sequence[Mapping[str, Any]],
-                  wall_s: float) -> str:
+                  wall_s: float, diagnosis: str | None = None) -> str:
     lines = ["# RAG run report", ""]
     lines += [f"- {key}: {value}" for key, value in plan_summary.items()]
     lines += ["", "## Index", ""]
@@ -47,16 +55,21 @@ def render_report(*, plan_summary: Mapping[str, Any], index_summary: Mapping[str
         names = sorted({name for scores in answers.values() for name in scores})
         lines += _table(["metric", *answers], [[name, *(answers[c].get(name, "–") for c in answers)]
                                               for name in names])
-        lines += ["", "citation_rate: answers citing at least one passage; gold_citation_rate: answers citing a "
-                      "passage from the gold document; abstain_unanswerable: questions the documents do not answer "
-                      "that got \"the documents do not contain the answer\"; abstain_answerable: answerable "
-                      "questions wrongly refused."]
+        lines += ["", FLAGS_EXPLAINED]
+        if diagnosis:
+            lines += ["", f"**Why retrieval did not help:** {diagnosis}"]
     if samples:
         lines += ["", "## Sample answers", ""]
         for sample in samples:
             lines += [f"**Q:** {sample['question']}  ", f"**reference:** {sample.get('reference')}  ",
                       f"**without retrieval:** {sample.get('closed_book', '')}  ",
-                      f"**with retrieval:** {sample.get('answer', '')}  "]
+                      f"**with retrieval{' (extractive)' if sample.get('extractive') else ''}:** "
+                      f"{sample.get('answer', '')}  "]
+            if sample.get("generated") is not None:
+                lines.append(f"**model's own answer, not used ({sample.get('citation_problem')}):** "
+                             f"{sample['generated']}  ")
+            elif sample.get("citation_problem") and sample.get("answered", True):
+                lines.append(f"**citations not valid:** {sample['citation_problem']}  ")
             for passage in sample.get("passages", []):
                 cited = " (cited)" if passage.get("cited") else ""
                 lines.append(f"  - [{passage['number']}] {passage['source']} chunk {passage['chunk_id']}{cited}")
