@@ -52,6 +52,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     ask.add_argument("--min-relevance", type=limits.flag(limits.RELEVANCE), default=0.3,
                      help="cosine similarity the best chunk needs, else the answer is that the documents do "
                           "not contain it (default 0.3)")
+    ask.add_argument("--answer-mode", choices=("auto", "generate", "extractive"), default="auto",
+                     help="auto: when the model's [n] citations are missing or wrong, quote the passages' best "
+                          "sentences instead (marked extractive); generate: keep the model's answer; extractive: "
+                          "quote without generating (default auto)")
     ask.add_argument("--format", choices=("text", "json"), default="text")
 
 
@@ -117,7 +121,8 @@ def _ask(args: argparse.Namespace) -> int:
 
     index = RagIndex.open(args.index)
     answerer = Answerer(args.model, max_new_tokens=args.max_new_tokens)
-    answer = answerer.answer(index, args.question, k=args.k, mode=args.mode, min_relevance=args.min_relevance)
+    answer = answerer.answer(index, args.question, k=args.k, mode=args.mode, min_relevance=args.min_relevance,
+                              answer_mode=args.answer_mode)
     if args.format == "json":
         print(json.dumps(answer.to_json(), indent=2, ensure_ascii=False))
     else:

@@ -22,12 +22,11 @@ from typing import Any
 
 from tunewise.methods.rag.config import SEARCH_MODES, RagConfig
 from tunewise.methods.rag.evaluate import (
+    AnswerEvaluation,
     Question,
-    answer_scores,
+    evaluate_answers,
     evaluate_retrieval,
     load_questions,
-    mean_scores,
-    source_matches,
     write_json,
 )
 from tunewise.methods.rag.report import render_report
@@ -66,40 +65,11 @@ def _progress_logger(events: EventSink, what: str) -> Any:
 
 
 def _answer_eval(answerer: Any, index: Any, questions: Sequence[Question], config: RagConfig,
-                 events: EventSink) -> tuple[dict[str, dict[str, float]], list[dict[str, Any]]]:
-    """Mean answer scores with and without retrieval, and one record per question."""
-    with_rows: list[dict[str, float]] = []
-    closed_rows: list[dict[str, float]] = []
-    citation_flags: list[dict[str, float]] = []
-    abstained_unanswerable: list[float] = []
-    records: list[dict[str, Any]] = []
-    for number, question in enumerate(questions, start=1):
-        rag = answerer.answer(index, question.question, k=config.k, mode=config.mode,
-                              min_relevance=config.min_relevance)
-        record: dict[str, Any] = {"question": question.question, "gold_source": question.source,
-                                  "reference": question.answer, **rag.to_json()}
-        if question.answerable and question.answer is not None:
-            closed = answerer.answer_closed_book(question.question)
-            record["closed_book"] = closed.text
-            record["scores"] = answer_scores(rag.text, question.answer)
-            record["closed_book_scores"] = answer_scores(closed.text, question.answer)
-            with_rows.append(record["scores"])
-            closed_rows.append(record["closed_book_scores"])
-            gold = question.source or ""
-            citation_flags.append({
-                "citation_rate": float(bool(rag.cited)),
-                "gold_citation_rate": float(any(source_matches(c.source, gold) for c in rag.citations)),
-                "abstain_answerable": float(not rag.answered),
-            })
-        else:
-            abstained_unanswerable.append(float(not rag.answered))
-        records.append(record)
-        if number % 10 == 0 or number == len(questions):
-            events("log", level="info", message=f"answered {number}/{len(questions)} questions")
-    with_retrieval = {**mean_scores(with_rows), **mean_scores(citation_flags)}
-    if abstained_unanswerable:
-        with_retrieval["abstain_unanswerable"] = sum(abstained_unanswerable) / len(abstained_unanswerable)
-    return {"with retrieval": with_retrieval, "without retrieval": mean_scores(closed_rows)}, records
+                 events: EventSink) -> AnswerEvaluation:
+    """Answers with and without retrieval, scored and diagnosed (see :func:`evaluate_answers`)."""
+    return evaluate_answers(answerer, index, questions, k=config.k, mode=config.mode,
+                            min_relevance=config.min_relevance, answer_mode=config.answer_mode,
+                            log=lambda message: events("log", level="info", message=message))
 
 
 def _device() -> str:
@@ -154,6 +124,7 @@ def run(plan: Plan, events: EventSink) -> RunResult:
 
     answers: dict[str, dict[str, float]] = {}
     records: list[dict[str, Any]] = []
+    diagnosis: str | None = None
     answerable = [q for q in questions if q.answerable][: config.answer_questions]
     unanswerable = [q for q in questions if not q.answerable]
     if config.answer_questions > 0 and answerable:
@@ -164,7 +135,10 @@ def run(plan: Plan, events: EventSink) -> RunResult:
                             dtype="bfloat16" if device == "cuda" else "float32")
         if device == "cuda":
             answerer.model.to(device)
-        answers, records = _answer_eval(answerer, index, answerable + unanswerable, config, events)
+        evaluation = _answer_eval(answerer, index, answerable + unanswerable, config, events)
+        answers, records, diagnosis = evaluation.scores, evaluation.records, evaluation.diagnosis
+        if diagnosis:
+            events("log", level="warning", message=diagnosis)
 
     metrics_before = {f"answer_{k}": v for k, v in answers.get("without retrieval", {}).items()}
     metrics_after = {f"answer_{k}": v for k, v in answers.get("with retrieval", {}).items()}
@@ -187,21 +161,22 @@ def run(plan: Plan, events: EventSink) -> RunResult:
         "this run": update.summary(),
     }
     plan_summary = {"documents": ", ".join(plan.data), "model": plan.model or "embedded SmolLM2-135M-Instruct",
-                    "answer mode": f"{config.mode}, k={config.k}",
+                    "answer mode": f"{config.mode}, k={config.k}, {config.answer_mode}",
                     "questions": f"{config.questions} ({len(questions)})" if config.questions else "none"}
     samples = []
     for record in records[:SAMPLES_IN_REPORT]:
         cited = {c["number"] for c in record["citations"]}
         samples.append({**record, "passages": [{**p, "cited": p["number"] in cited} for p in record["passages"]]})
     report_text = render_report(plan_summary=plan_summary, index_summary=index_summary, retrieval=retrieval,
-                                cutoffs=config.recall_at, answers=answers or None, samples=samples, wall_s=wall_s)
+                                cutoffs=config.recall_at, answers=answers or None, samples=samples, wall_s=wall_s,
+                                diagnosis=diagnosis)
     report_path = out / "report.md"
     report_path.write_text(redact(report_text), encoding="utf-8")
     metrics_path = out / "metrics.json"
     write_json(metrics_path, {"retrieval": retrieval, "answers": answers, "index": {
         "chunks": len(index), "files": len(index.manifest["files"]), "added": len(update.added),
         "changed": len(update.changed), "removed": len(update.removed), "chunks_embedded": update.chunks_embedded,
-        "index_seconds": update.seconds}, "wall_s": wall_s})
+        "index_seconds": update.seconds}, "answer_diagnosis": diagnosis, "wall_s": wall_s})
     artifacts = {"index": str(index_dir), "report": str(report_path), "metrics": str(metrics_path)}
     if records:
         answers_path = out / "answers.jsonl"
@@ -215,7 +190,9 @@ def run(plan: Plan, events: EventSink) -> RunResult:
         summary += f", MRR {mode_scores.get('mrr', 0):.2f}"
     if answers:
         summary += (f"; answer containment {answers['with retrieval'].get('containment', 0):.2f} with retrieval vs "
-                    f"{answers['without retrieval'].get('containment', 0):.2f} without")
+                    f"{answers['without retrieval'].get('containment', 0):.2f} without, citation rate "
+                    f"{answers['with retrieval'].get('citation_rate', 0):.2f} "
+                    f"({answers['with retrieval'].get('extractive_share', 0):.0%} extractive)")
     return RunResult("rag", "completed", metrics_before=metrics_before, metrics_after=metrics_after,
                      artifacts=artifacts, report=str(report_path), message=summary, output_dir=str(out),
                      wall_s=round(wall_s, 2))
