@@ -105,6 +105,8 @@ def test_split_sentences_keeps_what_a_sentence_introduces() -> None:
     assert split_sentences("A line without an end\n\nAnother paragraph here.") == [
         "A line without an end", "Another paragraph here."]
     assert split_sentences("Steps are these:\n\nfirst open the file.") == ["Steps are these: first open the file."]
+    # Scripts without spaces between words or after a full stop.
+    assert split_sentences("火山は地殻の裂け目です。溶岩が流れ出ます！短い") == ["火山は地殻の裂け目です。", "溶岩が流れ出ます！"]
 
 
 def test_pick_sentences_prefers_whole_sentences_within_the_budget(index: RagIndex) -> None:
@@ -154,6 +156,14 @@ def test_replies_without_valid_citations_fall_back_to_quotes(index: RagIndex, an
     assert answer.generated == reply and answer.citation_problem == citation_problem(reply, passages)
     assert "called lava" in answer.text
     assert "(extractive: sentences quoted from the passages" in answer.render()
+
+
+def test_passages_without_sentences_are_still_quoted_and_cited(index: RagIndex) -> None:
+    question = "What is magma called when it reaches the surface?"
+    passages = (Citation(1, "kb/table.txt", 0, "", "x | y\n--|--\n1 | 2"),
+                Citation(2, "kb/ops.txt", 0, "", "+ - * /"))
+    answer = answer_from_reply(index, question, index.embedder.encode_query(question), passages, "no idea")
+    assert answer.extractive and answer.cited == (1,) and answer.text == "x | y --|-- 1 | 2 [1]"
 
 
 def test_valid_replies_and_refusals_are_kept(index: RagIndex, answerer: Answerer) -> None:

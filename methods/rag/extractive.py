@@ -26,8 +26,9 @@ CLOSE_TO_BEST = 0.75
 MIN_WORDS = 3
 """Shorter fragments (rules, stray symbols, list bullets) say nothing on their own."""
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)|(?<=[。！？])\s*(?=\S)")
 _WORD = re.compile(r"\w+", re.UNICODE)
+_UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]")
 _UNDERLINE = re.compile(r"^[=\-*~^#_+]{3,}$")
 _NO_END = re.compile(r"(?:^|\s)(?:\(?(?:\d{1,3}|[a-zA-Z]|[ivxIVX]{1,4})[.)]|e\.g\.|i\.e\.|cf\.|vs\.)$", re.IGNORECASE)
 """A piece ending like this did not end a sentence: a list enumerator ("1.", "(a)") or an abbreviation."""
@@ -39,6 +40,11 @@ class Quote:
 
     number: int
     text: str
+
+
+def _word_count(text: str) -> int:
+    """Words, counting each Chinese or Japanese character as one (those scripts do not space words)."""
+    return sum(len(_UNSPACED.findall(word)) or 1 for word in _WORD.findall(text))
 
 
 def _is_rule(line: str) -> bool:
@@ -110,9 +116,9 @@ def split_sentences(text: str, title: str = "") -> list[str]:
         if not here or not there or indent_here is None or indent_there is None:
             continue
         last = here[-1]
-        if last.endswith(":") or (not last.endswith((".", "!", "?")) and indent_there > indent_here):
+        if last.endswith(":") or (not last.endswith((".", "!", "?", "。", "！", "？")) and indent_there > indent_here):
             here[-1] = f"{last} {there.pop(0)}"
-    return [p for block in pieces for p in block if len(_WORD.findall(p)) >= MIN_WORDS]
+    return [p for block in pieces for p in block if _word_count(p) >= MIN_WORDS]
 
 
 def keyword_overlap(question: str, sentence: str) -> float:
