@@ -94,17 +94,27 @@ def run(plan: Plan, events: EventSink) -> RunResult:
     questions_path = plan.config_path(config.questions, "questions") if config.questions else None
     embedding_model = config.embedding_model if is_bundled(config.embedding_model) else \
         str(plan.config_path(str(config.embedding_model), "embedding_model"))
-    out.mkdir(parents=True, exist_ok=True)
     questions = load_questions(questions_path) if questions_path else []
-    device = _device()
-    events("start", method="rag", total_steps=0, plan=plan.to_dict(), device=device,
-           questions=len(questions), index=str(index_dir))
-
     from tunewise.methods.rag.ingest import discover, read_all
 
     read_all(discover(plan.data))  # corpus problems (file:line) are reported before any model loads
+    embedding_ref = resolve_embedding_model(embedding_model)
+    from tunewise.methods.rag.index import MANIFEST, RagIndex, _prepare_folder
+
+    _prepare_folder(index_dir, rebuild=False)  # a folder that is not an index is refused before ``start``
+    if (index_dir / MANIFEST).is_file():
+        RagIndex.open(index_dir, embedding_model)  # so is a damaged index or one of another embedding model
+    if config.answer_questions > 0 and any(q.answerable for q in questions):
+        from tunewise.plugins.models import resolve_model
+
+        resolve_model(plan.model)  # a missing model is refused now, not after the index is written
+    device = _device()
+    # Every refusal comes before ``start``: a refused run leaves the output folder untouched.
+    events("start", method="rag", total_steps=0, plan=plan.to_dict(), device=device,
+           questions=len(questions), index=str(index_dir))
+    out.mkdir(parents=True, exist_ok=True)
     events("log", level="info", message=f"loading embedding model {config.embedding_model or 'all-MiniLM-L6-v2'}")
-    embedder = Embedder(resolve_embedding_model(embedding_model), device=device)
+    embedder = Embedder(embedding_ref, device=device)
     index, update = build_index(
         list(plan.data), index_dir, embedding_model=embedding_model, chunk_tokens=config.chunk_tokens,
         overlap_tokens=config.overlap_tokens, batch_size=config.batch_size, embedder=embedder,
