@@ -232,7 +232,7 @@ def test_hf_cache_layout_with_symlinked_blobs_is_accepted(tmp_path: Path, tiny_m
 
 def test_rag_manifest_naming_files_outside_the_index_is_refused(tmp_path: Path) -> None:
     from tunewise.methods.rag.embed import resolve_embedding_model
-    from tunewise.methods.rag.index import FORMAT, MANIFEST, RagIndex
+    from tunewise.methods.rag.index import DATA_FILES, FORMAT, MANIFEST, RagIndex
 
     try:
         model = resolve_embedding_model(None)
@@ -242,11 +242,13 @@ def test_rag_manifest_naming_files_outside_the_index_is_refused(tmp_path: Path) 
     secret.write_text("not for the index")
     index = tmp_path / "index"
     index.mkdir()
-    base = {"format": FORMAT, "chunking": {}, "files": {}, "next_id": 0,
-            "embedding_model": {"name": model.name, "path": str(model.path), "fingerprint": model.fingerprint}}
+    base = {"format": FORMAT, "chunking": {"chunk_tokens": 200, "overlap_tokens": 40}, "files": {}, "next_id": 0,
+            "embedding_model": {"name": model.name, "path": str(model.path), "fingerprint": model.fingerprint,
+                                "dimension": 384}}
     for data_dir, files in (("..", {"private.txt": "0"}), ("data-1", {"../../private.txt": "0"}),
                             ("data-1", {str(secret): "0"})):
         (index / "data-1").mkdir(exist_ok=True)
+        files = {**dict.fromkeys(DATA_FILES, "0"), **files}  # a well-formed manifest but for the one name
         (index / MANIFEST).write_text(json.dumps({**base, "data_dir": data_dir, "data_files": files}))
         with pytest.raises(UntrustedArtifactError, match=r"manifest\.json \(data_(dir|files)\).*points outside"):
             RagIndex.open(index)

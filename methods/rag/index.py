@@ -36,6 +36,7 @@ from tunewise.methods.rag.embed import (
     resolve_embedding_model,
 )
 from tunewise.methods.rag.ingest import IngestError, SourceFile, discover, read_documents
+from tunewise.methods.rag.keyword_index import FILES as KEYWORD_FILES
 from tunewise.methods.rag.keyword_index import KeywordIndex
 from tunewise.plugins.errors import TunewiseError
 
@@ -44,6 +45,10 @@ FORMAT = "tunewise-rag-index/1"
 CHUNKS_FILE = "chunks.jsonl"
 VECTORS_FILE = "vectors.faiss"
 BM25_DIR = "bm25"
+DATA_FILES = (CHUNKS_FILE, VECTORS_FILE, *(f"{BM25_DIR}/{name}" for name in KEYWORD_FILES))
+"""Every file opening reads; each must have its checksum in the manifest."""
+MAX_DIMENSION = 65_536
+"""Embedding sizes are hundreds to a few thousand; larger is a damaged manifest."""
 RRF_K = 60
 """Reciprocal rank fusion constant (Cormack et al. 2009): damps the weight of the very top ranks."""
 DEFAULT_CHUNK_TOKENS = 200
@@ -65,8 +70,10 @@ class EmbeddingMismatchError(RagIndexError):
 
 
 def _sha256(path: Path) -> str:
+    from tunewise.plugins.bounded_load import open_regular
+
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
+    with open_regular(path) as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -128,7 +135,39 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     if manifest["format"] != FORMAT:
         raise RagIndexError(f"{path}: index format {manifest['format']!r} is not {FORMAT!r} (made by another "
                             f"version of tunewise); {_rebuild_hint(folder)}")
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise IndexCorruptError(f"{path}: {problem}; the index is corrupted: {_rebuild_hint(folder)}")
     return dict(manifest)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _manifest_problem(manifest: dict[str, Any]) -> str | None:
+    """Why a manifest's fields do not have the types opening and updating rely on, else None."""
+    model, chunking = manifest["embedding_model"], manifest["chunking"]
+    if not isinstance(model, dict) or not isinstance(model.get("name"), str) or not isinstance(model.get("path"), str):
+        return "embedding_model must be an object with a name and a path"
+    if not _is_int(model.get("dimension")) or not 0 < model["dimension"] <= MAX_DIMENSION:
+        return f"embedding_model.dimension must be a whole number from 1 to {MAX_DIMENSION}"
+    if not isinstance(chunking, dict) or not all(_is_int(chunking.get(k)) for k in ("chunk_tokens", "overlap_tokens")):
+        return "chunking must hold whole numbers chunk_tokens and overlap_tokens"
+    if not isinstance(manifest["files"], dict) or not all(
+            isinstance(entry, dict) and isinstance(entry.get("sha256"), str)
+            and isinstance(entry.get("chunk_ids"), list) and all(_is_int(i) for i in entry["chunk_ids"])
+            for entry in manifest["files"].values()):
+        return "files must map each document to an object with its sha256 and a list of chunk_ids"
+    if not _is_int(manifest["next_id"]) or not isinstance(manifest["data_dir"], str):
+        return "next_id must be a whole number and data_dir a folder name"
+    data_files = manifest["data_files"]
+    if not isinstance(data_files, dict) or not all(isinstance(v, str) for v in data_files.values()):
+        return "data_files must map each data file to its sha256"
+    unlisted = sorted(set(DATA_FILES) - set(data_files))
+    if unlisted:
+        return f"data_files does not list {', '.join(unlisted)}"
+    return None
 
 
 def _check_model(folder: Path, manifest: dict[str, Any], requested: str | None) -> EmbeddingModelRef:
@@ -150,15 +189,30 @@ def _check_model(folder: Path, manifest: dict[str, Any], requested: str | None) 
 
 
 def _verify_data(folder: Path, manifest: dict[str, Any]) -> Path:
+    """The data folder, once every file in it matches its checksum in the manifest.
+
+    This catches damage and stray edits; it is no defence against a forger, who rewrites the
+    checksums too, so every loader also checks its file on its own (index_files.py).
+    """
+    from tunewise.plugins.bounded_load import InputError
     from tunewise.plugins.trust import check_reference
 
     where = str(folder / MANIFEST)
     data_dir = check_reference(str(manifest["data_dir"]), folder, where=f"{where} (data_dir)")
-    for relative, expected in sorted(manifest["data_files"].items()):
-        path = check_reference(str(relative), data_dir, where=f"{where} (data_files)")
-        if not path.is_file():
+    # Every name is checked before any file is looked at: nothing outside the index is even stat'ed.
+    paths = {check_reference(str(relative), data_dir, where=f"{where} (data_files)"): expected
+             for relative, expected in sorted(manifest["data_files"].items())}
+    for path, expected in paths.items():
+        if not path.exists() and not path.is_symlink():
             raise IndexCorruptError(f"index file {path} is missing; the index is corrupted: {_rebuild_hint(folder)}")
-        if _sha256(path) != expected:
+        try:
+            digest = _sha256(path)
+        except InputError as exc:
+            raise IndexCorruptError(f"index file {exc}; the index is corrupted: {_rebuild_hint(folder)}") from None
+        except OSError as exc:
+            raise IndexCorruptError(f"index file {path} cannot be read ({exc.strerror or exc}); "
+                                    f"{_rebuild_hint(folder)}") from None
+        if digest != expected:
             raise IndexCorruptError(f"index file {path} does not match its checksum in {folder / MANIFEST} "
                                     f"(corrupted or edited); {_rebuild_hint(folder)}")
     return data_dir
@@ -169,20 +223,50 @@ def _chunk_from_json(record: dict[str, Any]) -> Chunk:
                  text=record["text"], start=int(record["start"]), end=int(record["end"]))
 
 
-def _read_chunks(path: Path) -> dict[int, Chunk]:
+def _read_chunks(path: Path, count: int) -> dict[int, Chunk]:
+    """The ``count`` chunk records of ``path`` by id (one per vector); a line more is not read."""
     from tunewise.plugins.bounded_load import InputError, load_json, read_lines
 
     chunks: dict[int, Chunk] = {}
     for line in read_lines(path):
+        if line.number > count:
+            raise InputError(str(path), line.number, f"more chunk records than the {count} vectors in {VECTORS_FILE}")
         try:
             if line.problem:
                 raise InputError(str(path), line.number, line.problem)
             record = load_json(line.text, str(path), line.number)
-            chunks[int(record["id"])] = _chunk_from_json(record)
-        except (InputError, KeyError, TypeError, ValueError) as exc:
+            if not all(isinstance(record.get(key, ""), str) for key in ("source", "title", "text")):
+                raise ValueError("source, title and text must be strings")
+            chunk_id = int(record["id"])
+            if chunk_id in chunks:
+                raise ValueError(f"id {chunk_id} repeated")
+            chunks[chunk_id] = _chunk_from_json(record)
+        except (InputError, AttributeError, KeyError, TypeError, ValueError, OverflowError) as exc:
             problem = exc.problem if isinstance(exc, InputError) else exc
-            raise IndexCorruptError(f"{path}:{line.number}: unreadable chunk record ({problem})") from None
+            raise InputError(str(path), line.number, f"unreadable chunk record ({problem})") from None
     return chunks
+
+
+def _read_data(folder: Path, data_dir: Path, dimension: int) -> tuple[dict[int, Chunk], Any, KeywordIndex]:
+    """Chunks, vectors and keywords of a verified data folder, each file checked as it is read."""
+    import faiss
+    from tunewise.methods.rag.index_files import read_vectors
+    from tunewise.plugins.bounded_load import InputError
+
+    try:
+        vectors = read_vectors(data_dir / VECTORS_FILE, dimension)
+        chunks = _read_chunks(data_dir / CHUNKS_FILE, vectors.ntotal)
+        ids = faiss.vector_to_array(vectors.id_map)
+        if len(chunks) != vectors.ntotal or set(ids.tolist()) != set(chunks):
+            raise InputError(str(data_dir), 0, f"{VECTORS_FILE} holds {vectors.ntotal} vectors, {CHUNKS_FILE} "
+                                               f"{len(chunks)} chunks, and their ids differ")
+        keywords = KeywordIndex.load(data_dir / BM25_DIR, len(chunks))
+    except InputError as exc:
+        raise IndexCorruptError(f"unusable index file {exc}; the index is corrupted: {_rebuild_hint(folder)}") from None
+    except OSError as exc:  # reading chunks.jsonl; each loader words its own
+        raise IndexCorruptError(f"index file {exc.filename or data_dir} cannot be read ({exc.strerror or exc}); "
+                                f"{_rebuild_hint(folder)}") from None
+    return chunks, vectors, keywords
 
 
 class RagIndex:
@@ -209,24 +293,7 @@ class RagIndex:
         manifest = read_manifest(folder)
         model = _check_model(folder, manifest, embedding_model)
         data_dir = _verify_data(folder, manifest)
-        import faiss
-
-        try:
-            vectors = faiss.read_index(str(data_dir / VECTORS_FILE))
-        except RuntimeError as exc:
-            raise IndexCorruptError(f"{data_dir / VECTORS_FILE}: unreadable FAISS index ({exc}); "
-                                    f"{_rebuild_hint(folder)}") from None
-        chunks = _read_chunks(data_dir / CHUNKS_FILE)
-        dimension = int(manifest["embedding_model"].get("dimension", -1))
-        if vectors.d != dimension or vectors.ntotal != len(chunks):
-            raise IndexCorruptError(
-                f"{data_dir}: {vectors.ntotal} vectors of dimension {vectors.d} but {len(chunks)} chunks and "
-                f"dimension {dimension} in the manifest; {_rebuild_hint(folder)}")
-        try:
-            keywords = KeywordIndex.load(data_dir / BM25_DIR, len(chunks))
-        except (OSError, ValueError, KeyError) as exc:
-            raise IndexCorruptError(f"{data_dir / BM25_DIR}: unreadable BM25 index ({exc}); "
-                                    f"{_rebuild_hint(folder)}") from None
+        chunks, vectors, keywords = _read_data(folder, data_dir, manifest["embedding_model"]["dimension"])
         return cls(folder, manifest, model, chunks, vectors, keywords)
 
     @property
