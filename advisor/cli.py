@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "audit": "check a data file or folder: shape, rows, tokens, duplicates, problems",
     "probe": "train a few real steps here and calibrate quotes for this hardware",
     "run": "run a plan file end to end: evaluate, train, evaluate, save, report",
+    "chat": "try a finished run: its result (and with --compare its base) answers your prompts",
     "rag": "index documents, search them, and answer questions from them with citations",
     "label": "pick the better of two answers per prompt: preference data for RLHF / DPO",
     "export": "write a plan as a LLaMA-Factory or Axolotl config (same method, model, data, hyperparameters)",
