@@ -27,6 +27,7 @@ class TunewiseApp(App[int]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+q", "quit", "Quit", priority=True),
         Binding("f1", "help", "Help"),
+        Binding("t", "try_it", "Try it", show=False),  # on a finished run's screen (the results list it)
     ]
 
     def __init__(self, *, answers: Path | None = None, run_dir: Path | None = None,
@@ -190,6 +191,25 @@ class TunewiseApp(App[int]):
 
         self.push_screen(ResultsScreen(run_dir))
 
+    def show_try_it(self, run_dir: Path) -> None:
+        """The base and the run's result answering prompts side by side."""
+        from tunewise.advisor.tui.screens.try_it import TryItScreen
+
+        started_here = Path(run_dir).resolve() in self.runs  # its outside paths were the user's own choice
+        self.push_screen(TryItScreen(Path(run_dir), allow_outside_paths=True if started_here else None))
+
+    def action_try_it(self) -> None:
+        """``t`` on the run screen of a finished run (``tunewise --run DIR``, then ``t``)."""
+        from tunewise.advisor.tui.screens.run import RunScreen
+
+        screen = self.screen
+        if not isinstance(screen, RunScreen):
+            return
+        if screen.state.status != "completed":
+            self.notify("Try it needs a completed run.", severity="warning")
+            return
+        self.show_try_it(screen.run_dir)
+
     # -- preferences -----------------------------------------------------------------------------
 
     def ask_labeling(self) -> None:
@@ -233,5 +253,6 @@ tab / shift+tab   move between fields          escape   back (answers are kept)
 ctrl+n            next interview topic         ctrl+r   recommendations now
 ctrl+s            save answers or plan         ctrl+q   quit (runs keep going)
 On the recommendations: ↑/↓ choose a method, enter plans it.
-On a run: c cancels (checkpoint first), r resumes, v shows the results.
+On a run: c cancels (checkpoint first), r resumes, v shows the results, t tries it.
+Try it: type a prompt; the base and the result answer side by side.
 `tunewise --run DIR` follows or resumes a run later; `tunewise --answers FILE` reopens answers."""

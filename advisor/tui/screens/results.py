@@ -33,6 +33,7 @@ class ResultsScreen(TunewiseScreen):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("m", "report", "Report"),
+        Binding("t", "try_it", "Try it"),
         Binding("n", "new", "New consultation"),
         Binding("escape", "back", "Back"),
     ]
@@ -117,6 +118,13 @@ class ResultsScreen(TunewiseScreen):
         if view.display:
             view.update(report.read_text(encoding="utf-8", errors="replace"))
             view.scroll_visible()
+
+    def action_try_it(self) -> None:
+        status = (self.state.result or {}).get("status", self.state.status)
+        if status != "completed":
+            self.notify(f"Try it needs a completed run (this one is {status}).", severity="warning")
+            return
+        self.tw.show_try_it(self.run_dir)
 
     def action_new(self) -> None:
         self.tw.go_home()
