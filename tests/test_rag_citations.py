@@ -117,6 +117,13 @@ def test_pick_sentences_prefers_whole_sentences_within_the_budget(index: RagInde
     quotes = pick_sentences(question, vector, [cut, whole], index.embedder.encode)
     assert quotes[0] == Quote(2, "Let the dough rise for about two hours.")
     assert all(q.text != "Let the dough rise for about" for q in quotes)
+    # A sentence the chunk boundary cut off is not added as an extra quote; whole, the same words are.
+    whole_end = (1, "Let the dough rise for about two hours. The dough should rise in a warm place.", "")
+    cut_end = (1, "Let the dough rise for about two hours. The dough should rise in a warm", "")
+    assert Quote(1, "The dough should rise in a warm place.") in pick_sentences(question, vector, [whole_end],
+                                                                               index.embedder.encode)
+    assert [q.text for q in pick_sentences(question, vector, [cut_end], index.embedder.encode)] == [
+        "Let the dough rise for about two hours."]
     long = "Let the dough rise " + "and rest quietly " * 60 + "for two hours."
     (quote,) = pick_sentences(question, vector, [(1, long, "")], index.embedder.encode)
     assert len(quote.text) <= MAX_CHARS and long.startswith(quote.text)

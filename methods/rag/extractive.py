@@ -137,6 +137,18 @@ def _clip(text: str, limit: int) -> str:
     return cut.rstrip()
 
 
+def _cut_ends(text: str, sentences: list[str]) -> set[str]:
+    """The passage's first and last sentences when the chunk boundary cut them (mid-sentence start or end)."""
+    flat = " ".join(text.split())
+    cut = set()
+    first, last = sentences[0], sentences[-1]
+    if flat.startswith(first) and first[:1].islower():
+        cut.add(first)
+    if flat.endswith(last) and not last.endswith((".", "!", "?", "。", "！", "？", ":", ")", '"', "'")):
+        cut.add(last)
+    return cut
+
+
 def pick_sentences(question: str, question_vector: Any, passages: Sequence[tuple[int, str, str]],
                    encode: Callable[[list[str]], Any], *, max_sentences: int = MAX_SENTENCES,
                    max_chars: int = MAX_CHARS) -> list[Quote]:
@@ -152,11 +164,15 @@ def pick_sentences(question: str, question_vector: Any, passages: Sequence[tuple
 
     found: list[Quote] = []
     seen: set[str] = set()
+    cut: set[str] = set()
     for number, text, title in passages:
-        for sentence in split_sentences(text, title):
+        sentences = split_sentences(text, title)
+        for sentence in sentences:
             if sentence not in seen:
                 seen.add(sentence)
                 found.append(Quote(number, sentence))
+        if sentences:
+            cut |= _cut_ends(text, sentences)
     # Overlapping chunks cut sentences short: a piece of a longer candidate is left out for the whole.
     candidates = [q for q in found if not any(q.text in other.text and q.text != other.text for other in found)]
     if not candidates:
@@ -173,7 +189,8 @@ def pick_sentences(question: str, question_vector: Any, passages: Sequence[tuple
     for i in ranked[1:]:
         if len(picked) >= max_sentences or scores[i] < floor:
             break
-        if used + 1 + len(candidates[i].text) <= max_chars:
+        # A piece cut off by the chunk boundary may stand alone as the best match, never as an extra.
+        if candidates[i].text not in cut and used + 1 + len(candidates[i].text) <= max_chars:
             picked.append(candidates[i])
             used += 1 + len(candidates[i].text)
     return picked
