@@ -226,39 +226,59 @@ class _Terminal:
         console = Console(file=self._screen, width=100, color_system=None, highlight=False, markup=False)
         self.text = ""
         self._lock = threading.Lock()
-        threading.Thread(target=self._pump, daemon=True).start()
+        self._pump_thread = threading.Thread(target=self._pump, daemon=True)
+        self._pump_thread.start()
+
+        self.error: BaseException | None = None
 
         def labeler() -> None:
-            with KeyReader(self._keyboard, lines=False) as keys:
-                run_session(session, keys, console)
+            try:
+                with KeyReader(self._keyboard, lines=False) as keys:
+                    run_session(session, keys, console)
+            except BaseException as exc:  # shown by wait_for: a dead labeler is a failure, not a hang
+                self.error = exc
+                raise
 
         self.thread = threading.Thread(target=labeler, daemon=True)
         self.thread.start()
 
     def _pump(self) -> None:
-        while True:
-            try:
-                chunk = os.read(self.master, 4096)
-            except OSError:
-                return
-            if not chunk:
-                return
-            with self._lock:
-                self.text += chunk.decode("utf-8", "replace").replace("\r", "")
+        # The pump alone closes the master, once the slave side is gone (EIO): closed by anyone else
+        # while this loop runs, its number could be reused by the next test's terminal and read here.
+        try:
+            while True:
+                try:
+                    chunk = os.read(self.master, 4096)
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                with self._lock:
+                    self.text += chunk.decode("utf-8", "replace").replace("\r", "")
+        finally:
+            os.close(self.master)
 
     def type(self, keys: bytes) -> None:
         os.write(self.master, keys)
 
     def wait_for(self, text: str, count: int = 1) -> None:
-        assert wait_for(lambda: self.text.count(text) >= count, timeout=120), \
-            f"the terminal never showed {text!r} ({count}x); it shows:\n{self.text[-3000:]}"
+        assert wait_for(lambda: self.text.count(text) >= count or self.error is not None, timeout=120) \
+            and self.error is None, \
+            f"the terminal never showed {text!r} ({count}x) (labeler error: {self.error!r}); it shows:\n" \
+            f"{self.text[-3000:]}\nlabeler at:\n{self._where()}"
+
+    def _where(self) -> str:
+        import traceback
+
+        frame = sys._current_frames().get(self.thread.ident or -1)
+        return "".join(traceback.format_stack(frame)) if frame is not None else "(finished)"
 
     def close(self) -> None:
-        os.close(self.master)  # a labeler still waiting for a key (a failed test) gets end of input
-        self.thread.join(timeout=60)
+        self.thread.join(timeout=5)  # ended by the test's "q"; after a failure it may still wait for a key
         self._screen.close()
         self._keyboard.close()
         os.close(self._slave)
+        self._pump_thread.join(timeout=5)
 
 
 def test_terminal_drops_keys_typed_while_the_pair_is_written(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from tui_support import async_test, wait_until
-from tunewise.advisor.labeling import CandidateGenerator, skipped_path
+from tunewise.advisor.labeling import CandidateGenerator, LabelingError, skipped_path
 from tunewise.advisor.tui.app import TunewiseApp
 from tunewise.advisor.tui.screens.preferences import PreferencesScreen
 
@@ -35,14 +35,17 @@ class GatedGenerator(CandidateGenerator):
     Records which prompts it was asked for, in order, so a test sees what was generated ahead.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, failing: tuple[str, ...] = ()) -> None:
         super().__init__(None)
         self.asked: list[str] = []
         self.gates: defaultdict[str, threading.Event] = defaultdict(threading.Event)
+        self.failing = failing
 
     def __call__(self, prompt: str) -> tuple[str, str]:
         self.asked.append(prompt)
         assert self.gates[prompt].wait(timeout=120), f"the test never released {prompt!r}"  # hang guard
+        if prompt in self.failing:
+            raise LabelingError("the model gave the same (or empty) answer four times")
         return f"kind answer to {prompt}", f"curt answer to {prompt}"
 
 
@@ -166,3 +169,24 @@ async def test_the_next_pair_is_written_while_this_one_is_read(tmp_path: Path) -
             ("question 0?", "kind answer to question 0?"), ("question 1?", "curt answer to question 1?")]
         generator.gates["question 2?"].set()
     assert generator.asked == ["question 0?", "question 1?", "question 2?"]
+
+
+@async_test
+async def test_a_prompt_whose_answers_could_not_be_written_can_be_skipped_not_chosen(tmp_path: Path) -> None:
+    generator = GatedGenerator(failing=("question 0?",))
+    for gate in ("question 0?", "question 1?"):
+        generator.gates[gate].set()
+    app, screen, out = _screen_with(tmp_path, generator, n=2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.push_screen(screen)
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ErrorDialog", "the error dialog")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: screen.accepting, "the prompt open for a skip")
+        assert "could not be written" in _text(screen, "#pref-status")
+        await pilot.press("1", "b")  # no answers on screen: nothing to choose
+        assert not out.exists() and screen.session.decisions == []
+        await pilot.press("s")
+        assert [(r["prompt"], r["candidates"]) for r in _lines(skipped_path(out))] == [("question 0?", None)]
+        await _open(pilot, screen, 2)
+        await pilot.press("a")
+    assert [r["chosen"] for r in _lines(out)] == ["kind answer to question 1?"]
