@@ -18,6 +18,7 @@ refuse instead of hanging.
 from __future__ import annotations
 
 import io
+import json
 import os
 import random
 import re
@@ -301,6 +302,23 @@ def _check(result: Result) -> None:
     assert not result.problems(), result.report()
 
 
+def test_the_checks_catch_each_failure() -> None:
+    """The fuzzer's oracle: each kind of failure it looks for is flagged, and a clean error is not."""
+    clean = Result(["audit", "x"], 1, "", "tunewise audit: error: x: no such file or folder\n")
+    assert clean.problems() == []
+    failures = {
+        "traceback": Result(["a"], 1, "", 'Traceback (most recent call last):\n  File "x.py"\nKeyError: 1\n'),
+        "internal": Result(["a"], 1, "", "tunewise run: failed: internal error: KeyError: 'x'\n"),
+        "unexpected": Result(["a"], 1, "", "tunewise audit: error: unexpected OSError: [Errno 36] ...\n"),
+        "canary": Result(["a"], 0, f"token {CANARIES['HF_TOKEN']}\n", ""),
+        "signal": Result(["a"], -9, "", "x\n"),
+        "silent": Result(["a"], 1, "", ""),
+        "escaped": Result(["a"], None, "", "", "Traceback ...\nValueError"),
+        "tilde": Result(["a"], 1, "", "tunewise label: error: x\n", literal_tildes=["~x"]),
+    }
+    assert [name for name, result in failures.items() if not result.problems()] == []
+
+
 # ---------------------------------------------------------------------------------------------- in-process fuzz
 
 def _command_test(command: str, examples: int):
@@ -316,15 +334,15 @@ def _command_test(command: str, examples: int):
 
 
 test_fuzz_plugins = _command_test("plugins", 8)
-test_fuzz_model = _command_test("model", 20)
-test_fuzz_recommend = _command_test("recommend", 60)
-test_fuzz_estimate = _command_test("estimate", 60)
+test_fuzz_model = _command_test("model", 25)
+test_fuzz_recommend = _command_test("recommend", 80)
+test_fuzz_estimate = _command_test("estimate", 80)
 test_fuzz_audit = _command_test("audit", 40)
 test_fuzz_probe = _command_test("probe", 12)
-test_fuzz_run = _command_test("run", 50)
-test_fuzz_rag = _command_test("rag", 30)
+test_fuzz_run = _command_test("run", 60)
+test_fuzz_rag = _command_test("rag", 40)
 test_fuzz_label = _command_test("label", 30)
-test_fuzz_export = _command_test("export", 50)
+test_fuzz_export = _command_test("export", 60)
 
 def _live_data(good: str) -> st.SearchStrategy[Arg]:
     """Mostly the right shipped data (so the run gets going), else a generated file."""
@@ -387,6 +405,29 @@ def test_fuzz_real_processes(argv: list[Arg], keys: str, workspace: Workspace) -
     """The console script itself: no negative exit (a signal), no traceback, no hang."""
     exdir = workspace.example_dir()
     _check(call_subprocess(workspace, [workspace.materialize(a, exdir) for a in argv], stdin=keys))
+
+
+@pytest.mark.parametrize("output_format", ["table", "json"])
+def test_output_cut_short(output_format: str, workspace: Workspace, tmp_path: Path) -> None:
+    """``tunewise audit ... | head -c 100``: the reader goes away mid-output; a quiet end, no traceback."""
+    rows = [json.dumps({"text": f"row {i}"} if i % 2 else {"prompt": f"p{i}", "chosen": "a", "rejected": "b"})
+            for i in range(4000)]  # every other row has the wrong shape: one problem line each, far past a pipe's buffer
+    data = tmp_path / "mixed.jsonl"
+    data.write_text("\n".join(rows) + "\n")
+    proc = subprocess.Popen([sys.executable, "-m", "tunewise.advisor.cli", "audit", str(data), "--format", output_format],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                            env={**os.environ, **_environment(workspace)}, cwd=workspace.root)
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.read(100)
+    proc.stdout.close()
+    try:
+        err = proc.stderr.read().decode("utf-8", "replace")
+        code = proc.wait(timeout=HANG_BOUND_S)
+    finally:
+        proc.kill()
+    result = Result(["audit", str(data), "--format", output_format, "| head -c 100"], code, first.decode(errors="replace"),
+                    err)
+    assert not BAD_OUTPUT.search(err) and code in CLEAN_CODES, result.report()
 
 
 @pytest.mark.parametrize("argv", [["tui"], [], ["--strict-plugins"], ["tui", "--answers", "answers.yaml"]],
