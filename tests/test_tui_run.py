@@ -106,14 +106,18 @@ async def test_a_crashing_run_shows_its_error_and_the_app_goes_on(tmp_path: Path
     async with app.run_test(size=(80, 24)) as pilot:
         process = app.start_run(tmp_path / "missing-plan.yaml", tmp_path / "run")
         app.show_run(tmp_path / "run")
+        # Refused before it started, so nothing is written into the run folder: the reason comes from
+        # the run's own events on its stdout.
         await wait_until(pilot, lambda: type(app.screen).__name__ == "ErrorDialog"
-                         and "exited with code" in str(app.screen.query_one("#error-message").render()),
-                         "the error dialog")
+                         and "missing-plan.yaml: no such plan file" in str(app.screen.query_one("#error-message").render()),
+                         "the error dialog naming the missing plan")
+        assert "The run failed (plan)" in str(app.screen.query_one(".dialog-title").render())
         assert process.poll() not in (None, 0)
+        assert not (tmp_path / "run" / "events.jsonl").exists()
         await pilot.press("escape")
         await wait_until(pilot, lambda: type(app.screen).__name__ == "RunScreen"
-                         and "stopped without finishing" in str(app.screen.query_one("#run-head").render()),
-                         "the run screen saying the run stopped")
+                         and "failed" in str(app.screen.query_one("#run-head").render()),
+                         "the run screen saying the run failed")
         launch = json.loads((tmp_path / "run" / "tui-run.json").read_text())
         assert launch["command"][:2] == ["tunewise", "run"]
         await pilot.press("escape")

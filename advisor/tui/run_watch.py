@@ -26,6 +26,19 @@ EVENTS_FILE = "events.jsonl"
 RUN_LOG_FILE = "tui-run.log"
 LAUNCH_FILE = "tui-run.json"
 """What the app launched (plan, command, pid), so a later session can resume the same plan."""
+RUN_EVENTS_FILE = "tui-run-events.jsonl"
+"""The events of the app's latest launch as the run's stdout carried them (``--events -``). A run
+refused before it starts writes nothing into its folder (no ``events.jsonl``), so this is where the
+app learns why it was refused."""
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """Every complete event line of ``path`` ([] when it does not exist)."""
+    try:
+        text = path.read_bytes().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    return [e for e in (parse_event_line(line) for line in text.split("\n")[:-1]) if e is not None]
 
 
 class EventTail:
@@ -224,6 +237,8 @@ class RunHandle(Protocol):
 
     def log_tail(self, lines: int = 20) -> str: ...
 
+    def early_events(self) -> list[dict[str, Any]]: ...
+
 
 class RunProcess:
     """A ``tunewise run`` started by the app in its own session (survives the app and the terminal)."""
@@ -240,15 +255,18 @@ class RunProcess:
 
     def start(self) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        argv = [sys.executable, "-m", "tunewise.advisor.cli", *self.command[1:]]
+        # Events also go to stdout (into RUN_EVENTS_FILE): the only record of a run refused before it starts.
+        argv = [sys.executable, "-m", "tunewise.advisor.cli", *self.command[1:], "--events", "-"]
         log = open(self.out_dir / RUN_LOG_FILE, "ab")  # noqa: SIM115 - handed to the child, closed below
+        early = open(self.out_dir / RUN_EVENTS_FILE, "wb")  # noqa: SIM115 - handed to the child, closed below
         try:
             self.process = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                argv, stdin=subprocess.DEVNULL, stdout=early, stderr=log, start_new_session=True,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
         finally:
             log.close()
+            early.close()
         launch = {"plan": str(self.plan_path.resolve()), "out": str(self.out_dir.resolve()),
                   "command": self.command, "pid": self.process.pid}
         (self.out_dir / LAUNCH_FILE).write_text(json.dumps(seal_data(launch), indent=2) + "\n", encoding="utf-8")
@@ -274,6 +292,10 @@ class RunProcess:
         if not path.exists():
             return ""
         return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+
+    def early_events(self) -> list[dict[str, Any]]:
+        """The latest launch's events from its stdout (see :data:`RUN_EVENTS_FILE`)."""
+        return read_events(self.out_dir / RUN_EVENTS_FILE)
 
 
 def launched_pid(run_dir: Path) -> int | None:
@@ -327,6 +349,10 @@ class AttachedRun:
         if not path.exists():
             return ""
         return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+
+    def early_events(self) -> list[dict[str, Any]]:
+        """The latest launch's events from its stdout (see :data:`RUN_EVENTS_FILE`)."""
+        return read_events(self.out_dir / RUN_EVENTS_FILE)
 
 
 def launched_plan(run_dir: Path) -> Path | None:

@@ -77,6 +77,11 @@ class RunScreen(TunewiseScreen):
                 # The process is gone; the last events may still be on their way to the file.
                 for event in self.tail.read_new()[0]:
                     self.state.apply(event)
+                if not self.state.finished and not self.state.starts:
+                    # Refused before it started: nothing was written into the folder, the reason
+                    # travelled on the run's stdout.
+                    for event in self.process.early_events():
+                        self.state.apply(event)
                 if not self.state.finished:
                     self._crashed(code)
         if self.state.finished and not self._end_recorded:
