@@ -101,6 +101,7 @@ def test_full_finetune_chat_compares_base_and_result(work: Path) -> None:
     # Asked the way the run's evaluation asked: chat template, generation prompt, the rows' shared instruction.
     assert base["prompt"] == result["prompt"]
     assert f"{INSTRUCTION}\n\n{PROMPT}" in result["prompt"] and result["prompt"].rstrip().endswith("assistant")
+    assert any(INSTRUCTION in note for note in out["notes"])  # and says so
     for reply in (base, result):
         assert 0 < reply["tokens"] <= 8 and reply["tokens_per_s"] > 0 and not reply["cancelled"]
     trained, original = weights(work / "runs/full_finetune/model"), weights(work / "base")
