@@ -74,7 +74,7 @@ def test_damaged_latest_checkpoints_are_skipped_never_silently_restarted(tmp_pat
     resumed = run(str(plan), "--out", str(out), "--resume")
     assert resumed.returncode == 0, resumed.stderr
     warnings = [e["message"] for e in read_events(out) if e["event"] == "log" and e["level"] == "warning"]
-    assert any("step-00000006 is damaged (weights.safetensors is " in m and "truncated" in m
+    assert any("step-00000006 is damaged (" in m and "weights.safetensors: " in m and "truncated" in m
                and "skipped for the newest complete one, step-00000002" in m for m in warnings), warnings
     assert any("step-00000004 is damaged (no COMPLETE marker" in m for m in warnings), warnings
     assert any(e["event"] == "log" and "resumed from" in e["message"] and "step-00000002 at step 2/8"
