@@ -188,10 +188,25 @@ def _yaml_value(value: Any) -> str:
     return text[1:-1]
 
 
-def plan_yaml(document: Mapping[str, Any], sections: list[PlanSection], command: str) -> str:
-    """The plan as YAML with each setting's help as a comment (torchtune-style), ready for ``tunewise run``."""
+def with_defaults(sections: list[PlanSection], defaults: Mapping[str, Any]) -> list[PlanSection]:
+    """``sections`` with the questions named in ``defaults`` (question id -> value) defaulting to those values."""
+    out = []
+    for section in sections:
+        questions = tuple(dataclasses.replace(q, default=defaults[q.id]) if q.id in defaults else q
+                          for q in section.questions)
+        out.append(dataclasses.replace(section, questions=questions))
+    return out
+
+
+def plan_yaml(document: Mapping[str, Any], sections: list[PlanSection], command: str, *,
+              reasons: Mapping[str, str] | None = None, writer: str = "the app") -> str:
+    """The plan as YAML with each setting's help as a comment (torchtune-style), ready for ``tunewise run``.
+
+    ``reasons`` (question id -> why this value) replace the help of the settings they name.
+    """
     helps = {q.id: q.help for s in sections for q in s.questions}
-    lines = [f"# tunewise plan for {document['method']}, written by the app.", f"# Run it: {command}"]
+    helps.update(reasons or {})
+    lines = [f"# tunewise plan for {document['method']}, written by {writer}.", f"# Run it: {command}"]
     for key in ("method", "model", "data", "output_dir"):
         line = f"{key}: {_yaml_value(document[key])}"
         help_text = helps.get(PLAN_PREFIX + key, "")
