@@ -120,13 +120,15 @@ def size_training(method_id: str, audit: AuditReport | None, model_shape: ModelS
                   answers: Profile | None = None) -> SizedPlan:
     """Training settings for ``method_id`` sized from the audit (else the answers), the model and the hardware.
 
-    Methods without a ``training:`` section (RAG, in-context) get an empty plan.
+    Methods without a ``training:`` section (RAG, in-context), and data of unknown size, get an empty plan.
     """
     sized = SizedPlan(method_id)
     kind = TRAINED_METHODS.get(method_id)
     if kind is None:
         return sized
     examples, _median, p95, mean, total_tokens, source, documents = _data_figures(method_id, audit, answers)
+    if examples <= 0:
+        return sized  # no audit and no counts in the answers: nothing to size from, the defaults stand
     cpu = hardware.kind == "cpu"
     context = int(model_shape.context or 2048)
 
@@ -297,3 +299,23 @@ def size_for(method_id: str, profile: Profile, audit: AuditReport | None, *, mod
     params_b = profile.model.params_b if (model or profile.model.name) else 0.135
     return size_training(method_id, audit, resolve_shape(name, params_b),
                          find_hardware(hardware or profile.hardware.gpu), profile)
+
+
+def start_warnings(start: Mapping[str, Any]) -> list[str]:
+    """:func:`sizing_warnings` from a training method's ``start`` event (its plan, counts and learning rate)."""
+    method_id = str(start.get("method"))
+    if method_id not in LEARNING_RATE_RANGES:
+        return []  # RLHF counts steps per stage; RAG and in-context do not train
+    plan = start.get("plan") or {}
+    training = plan.get("training") if isinstance(plan, Mapping) else None
+    counts = start.get("counts") or {}
+    if not isinstance(training, Mapping) or not isinstance(counts, Mapping):
+        return []
+    rows = int(counts.get("rows") or 0)
+    sequences = counts.get("train_sequences")
+    held = counts.get("held_out_examples", counts.get("held_out_documents"))
+    rate = start.get("learning_rate")
+    return sizing_warnings(method_id, training, rows,
+                           sequences=int(sequences) if isinstance(sequences, int) else None,
+                           held_out=int(held) if isinstance(held, int) else None,
+                           default_learning_rate=float(rate) if isinstance(rate, (int, float)) else None)

@@ -192,11 +192,23 @@ class RunSink:
             from tunewise.plugins.redaction import redact_data
 
             self.view(redact_data(make_event(kind, **fields)))  # stderr often ends up in a log file
+        if kind == "start":
+            self._warn_sizing(fields)
         if kind == "progress":
             metrics = {k: v for k, v in fields.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
             self._dispatch("on_step", fields["step"], metrics)
         elif kind == "eval":
             self._dispatch("on_eval", fields["step"], dict(fields["metrics"]))
+
+    def _warn_sizing(self, start: dict[str, Any]) -> None:
+        """Settings too small to change anything (:mod:`~tunewise.advisor.plan_sizing`): warned, never refused.
+
+        Sent once the method accepted the run, before its first step, so refusals keep their order.
+        """
+        from tunewise.advisor.plan_sizing import start_warnings
+
+        for message in start_warnings(start):
+            self("log", level="warning", message=message)
 
     def _dispatch(self, name: str, *args: Any) -> None:
         """Call ``name`` on each callback, isolated like a plugin hook (``plugins/isolation.py``): any

@@ -14,11 +14,13 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Collapsible, Footer, Header, Static
 from tunewise.advisor.tui.config_form import (
+    TRAINING_PREFIX,
     PlanSection,
     plan_document,
     plan_problems,
     plan_sections,
     plan_yaml,
+    with_defaults,
 )
 from tunewise.advisor.tui.run_watch import run_command
 from tunewise.advisor.tui.screens.base import TunewiseScreen
@@ -49,6 +51,7 @@ class PlanScreen(TunewiseScreen):
         super().__init__()
         self.method_id = method_id
         self.sections: list[PlanSection] = []
+        self.sized: dict[str, tuple[Any, str]] = {}
         self.plan_path: Path | None = None
         self.title_text = method_id
 
@@ -64,6 +67,9 @@ class PlanScreen(TunewiseScreen):
         data = consultation.data_path() if consultation else None
         self.sections = plan_sections(self.method_id, config_class, model=model, data=data,
                                       output_dir=_free_output_dir(app.workdir, self.method_id))
+        self.sized = self._sized()
+        self.sections = with_defaults(self.sections, {TRAINING_PREFIX + name: value
+                                                      for name, (value, _) in self.sized.items()})
         self.plan_path = app.workdir / "plans" / f"{self.method_id}.yaml"
         yield Header()
         with VerticalScroll(id="plan-form"):
@@ -83,6 +89,20 @@ class PlanScreen(TunewiseScreen):
             yield Button("Save plan", id="save", compact=True)
             yield Button("Run it →", id="run", variant="primary", compact=True)
         yield Footer()
+
+    def _sized(self) -> dict[str, tuple[Any, str]]:
+        """Training setting -> (value, reason) sized like `tunewise plan` does; empty when it cannot be."""
+        from tunewise.advisor.plan_sizing import size_for
+        from tunewise.plugins.errors import TunewiseError
+
+        consultation = self.tw.consultation
+        if consultation is None:
+            return {}
+        try:
+            sized = size_for(self.method_id, consultation.profile(), consultation.audit)
+        except (TunewiseError, ValueError):  # unusable answers or hardware: the settings' own defaults
+            return {}
+        return {name: (value, sized.reasons[name]) for name, value in sized.settings.items()}
 
     def on_mount(self) -> None:
         self.sub_title = f"plan · {self.method_id}"
@@ -119,7 +139,10 @@ class PlanScreen(TunewiseScreen):
         for field in self.query(QuestionField):
             field.show_error(None)
         document, errors = plan_document(self.method_id, self.sections, self._values())
-        text = plan_yaml(document, self.sections, self._command())
+        training = document.get("training") or {}
+        reasons = {TRAINING_PREFIX + name: reason for name, (value, reason) in self.sized.items()
+                   if training.get(name) == value}  # a value the user changed no longer has the sizing's reason
+        text = plan_yaml(document, self.sections, self._command(), reasons=reasons)
         if not errors:
             try:
                 parse_plan(text, source=str(self.plan_path), base_dir=self.tw.workdir)
