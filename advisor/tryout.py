@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -213,11 +214,17 @@ class _Opener:
 
     # -- files ---------------------------------------------------------------------------------
 
-    def readable(self, path: Path, what: str) -> Path:
-        """``path`` if a run folder may make tunewise read it: inside the run folder or the working directory."""
-        from tunewise.plugins.trust import OUTSIDE_PATHS_ENV, is_inside
+    def may_read(self, path: Path) -> bool:
+        """Whether a run folder may make tunewise read ``path``: inside it or the working directory, or opted in."""
+        from tunewise.plugins.trust import is_inside
 
-        if self.allow_outside or is_inside(path, self.folder) or is_inside(path, Path.cwd()):
+        return self.allow_outside or is_inside(path, self.folder) or is_inside(path, Path.cwd())
+
+    def readable(self, path: Path, what: str) -> Path:
+        """``path`` if :meth:`may_read`; else refused, naming it and the opt-in."""
+        from tunewise.plugins.trust import OUTSIDE_PATHS_ENV
+
+        if self.may_read(path):
             return path
         raise TryOutError(
             f"{what} {path} lies outside the run folder {self.folder} and the working directory; the run folder "
@@ -325,7 +332,9 @@ class _Opener:
 
         check_model_folder(adapter, need_weights=True)  # no pickles, nothing read from outside it
         try:
-            return PeftModel.from_pretrained(model, str(adapter))
+            with warnings.catch_warnings():  # peft asks a deprecated transformers property: noise for the user
+                warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+                return PeftModel.from_pretrained(model, str(adapter))
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
             raise TryOutError(f"{adapter}: cannot put this adapter on its base model ({first})") from None
@@ -351,6 +360,14 @@ class _Opener:
         """The prompt style, and the instruction / system prompt every row of the run's data shares."""
         if style == TEXT:
             return PromptShape(TEXT)
+        outside = [path for path in self.data_paths() if not self.may_read(path)]
+        if outside:
+            from tunewise.plugins.trust import OUTSIDE_PATHS_ENV
+
+            self.notes.append(f"prompts go as typed: the run's data {outside[0]} lies outside the run folder and the "
+                              "working directory, so it was not read for an instruction its rows may share "
+                              f"(--allow-outside-paths or {OUTSIDE_PATHS_ENV}=1 reads it)")
+            return PromptShape(style)
         size = sum(_size(path) for path in self.data_paths())
         if size > SCAN_DATA_BYTES:
             self.notes.append(f"the run's data is large ({size / 2**20:,.0f} MiB), so it was not read for an "

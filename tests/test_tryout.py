@@ -153,9 +153,16 @@ def test_in_context_prompt_holds_the_examples_it_picked(work: Path, tmp_path: Pa
     assert result["prompt"].endswith(base["prompt"].split("<|im_start|>user\n", 1)[1])
 
 
-def test_rag_answers_cite_the_index_and_the_base_is_closed_book(work: Path) -> None:
-    tryout = open_run(work / "runs/rag", allow_outside_paths=True)
+def test_rag_answers_cite_the_index_and_the_base_is_closed_book(work: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from tunewise.advisor.cli import main
+
     question = "How fast do orders ship from the Oslo warehouse?"
+    monkeypatch.chdir(work)
+    assert main(["chat", "runs/rag", "--prompt", question, "--max-new-tokens", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "Sources:\n[1] docs/shipping.txt" in out and "tokens/s]" in out  # the answer as given, then its sources
+    tryout = open_run(work / "runs/rag")
     result = tryout.answer(question, "result", max_new_tokens=8)
     base = tryout.answer(question, "base", max_new_tokens=8)
     assert result.details["citations"], result.details

@@ -93,7 +93,7 @@ def _stream_one(tryout: Any, prompt: str, which: str, max_new_tokens: int | None
     if not streamed and not reply.answer:
         print("(empty answer)", end="")
     elif not reply.answer.startswith(streamed):  # replaced after generation (an extractive RAG answer)
-        print("\n" + reply.answer, end="")
+        print(f"\n── {which}: the answer given ──\n{reply.answer}", end="")
     else:
         print(reply.answer[len(streamed):], end="")  # e.g. the sources under a RAG answer
     ended = "cancelled, " if reply.cancelled else ""
