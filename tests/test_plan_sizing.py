@@ -137,6 +137,11 @@ def test_plan_command_writes_a_sized_plan_the_loader_accepts(tmp_path: Path) -> 
         assert plan.training[name] == sized.settings[name], name
     bad = run_cli("plan", "--answers", str(answers), "--method", "nope", cwd=tmp_path, timeout=120)
     assert bad.returncode == 1 and "unknown method 'nope'" in bad.stderr and "Traceback" not in bad.stderr
+    no_data = run_cli("plan", "--answers", str(answers), "--method", "lora", cwd=tmp_path, timeout=120)
+    assert no_data.returncode == 1 and "no data to plan for: pass --data" in no_data.stderr
+    folder = run_cli("plan", "--answers", str(answers), "--method", "lora", "--data", "intents.jsonl",
+                     "--out", str(tmp_path), cwd=tmp_path, timeout=120)
+    assert folder.returncode == 1 and f"--out {tmp_path}: cannot write the plan there" in folder.stderr
 
 
 def test_start_warnings_skip_methods_that_count_steps_their_own_way() -> None:

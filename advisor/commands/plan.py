@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from tunewise.plugins.errors import TunewiseError
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--answers", required=True, metavar="FILE", help="answers YAML (see README: The answers file)")
@@ -39,11 +41,11 @@ def main(args: argparse.Namespace) -> int:
     method = host.method(args.method)  # an unknown id is a clear error listing the known ones
     data = args.data or profile.data.path
     model = args.model or profile.model.name
-    report = None
-    if data:
-        from tunewise.advisor.audit import audit
+    if not data:
+        raise PlanCommandError(f"no data to plan for: pass --data PATH or set data.path in {args.answers}")
+    from tunewise.advisor.audit import audit
 
-        report = audit(data, model=model)
+    report = audit(data, model=model)
     sized = size_for(args.method, profile, report, model=args.model, hardware=args.hardware)
     config_class = getattr(method, "config_class", None)
     sections = plan_sections(args.method, config_class, model=model, data=data)
@@ -64,10 +66,25 @@ def main(args: argparse.Namespace) -> int:
     if out is None:
         sys.stdout.write(redact(text))
         return 0
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(redact(text), encoding="utf-8")
-    tmp.replace(out)
+    _write(out, redact(text))
     print(f"plan written to {out}" + (f" (training sized for {sized.estimated_hours * 60:.0f} min on the hardware)"
                                       if sized.estimated_hours is not None else ""), file=sys.stderr)
     return 0
+
+
+class PlanCommandError(TunewiseError):
+    """No data to plan for, or the plan file could not be written where ``--out`` says."""
+
+
+def _write(out: Path, text: str) -> None:
+    """Write ``text`` to ``out`` whole or not at all (a temporary file renamed over it)."""
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        if out.is_dir():
+            raise IsADirectoryError(f"{out} is a folder")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise PlanCommandError(f"--out {out}: cannot write the plan there ({exc.strerror or exc})") from None
