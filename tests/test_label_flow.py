@@ -261,8 +261,14 @@ class _Terminal:
     def type(self, keys: bytes) -> None:
         os.write(self.master, keys)
 
-    def wait_for(self, text: str, count: int = 1) -> None:
-        assert wait_for(lambda: self.text.count(text) >= count or self.error is not None, timeout=120) \
+    def wait_for(self, text: str, count: int = 1, after: str = "") -> None:
+        """Until ``text`` was shown ``count`` times (after the last ``after``, when given)."""
+        def shown() -> bool:
+            if after and after not in self.text:
+                return False
+            return self.text.rsplit(after, 1)[-1].count(text) >= count if after else self.text.count(text) >= count
+
+        assert wait_for(lambda: shown() or self.error is not None, timeout=120) \
             and self.error is None, \
             f"the terminal never showed {text!r} ({count}x) (labeler error: {self.error!r}); it shows:\n" \
             f"{self.text[-3000:]}\nlabeler at:\n{self._where()}"
@@ -332,18 +338,18 @@ def test_terminal_flushes_type_ahead_and_takes_escape_sequences_whole(tmp_path: 
         terminal.type(b"\x1b[A")  # the up arrow: ESC [ A must not count as "a"
         terminal.wait_for("unknown key an arrow or function key")
         assert lines(out) == []
-        terminal.type(b"aa")  # a double tap: the second "a" was typed before pair 2 was drawn
-        terminal.wait_for("pair 1: kept A (chosen) — saved")
+        terminal.type(b"\x1b[Bb")  # the down arrow and "b" at once: the "b" is not swallowed with the arrow
+        terminal.wait_for("pair 1: kept B (chosen) — saved")
+        terminal.wait_for(HELP_LINE, after="prompt 2 of 3")
+        terminal.type(b"aa")  # a double tap: the second "a" was typed before pair 3 was drawn
+        terminal.wait_for("pair 2: kept A (chosen) — saved")
         terminal.wait_for("ignored 1 key pressed before this pair was on screen")
-        terminal.wait_for(HELP_LINE, count=2)
-        assert [r["prompt"] for r in lines(out)] == ["Question 0?"]
-        terminal.type(b"b")
-        terminal.wait_for("pair 2: kept B (chosen) — saved")
-        terminal.wait_for(HELP_LINE, count=3)
+        terminal.wait_for(HELP_LINE, after="prompt 3 of 3")
+        assert [r["prompt"] for r in lines(out)] == ["Question 0?", "Question 1?"]
         terminal.type(b"q")
         terminal.thread.join(timeout=60)
         assert not terminal.thread.is_alive()
     finally:
         terminal.close()
     assert [(r["prompt"], r["chosen"]) for r in lines(out)] == [
-        ("Question 0?", "Answer 0, kindly."), ("Question 1?", "Answer 1, rudely.")]
+        ("Question 0?", "Answer 0, rudely."), ("Question 1?", "Answer 1, kindly.")]

@@ -37,7 +37,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = (
         "keys: a/1 = A is better, b/2 = B is better, s = skip, u = undo, q = quit. Every decision is on disk at\n"
-        "once; run the same command again to continue. The output is the data of an rlhf plan\n"
+        "once; run the same command again to continue. A key counts only for the pair on screen: keys typed\n"
+        "while the next pair is written, or as it appears, are ignored (the key line under a pair says it is\n"
+        "open). The output is the data of an rlhf plan\n"
         "(config.algorithm: grpo | rloo | dpo; see examples/plans/rlhf.yaml and dpo.yaml).\n\n"
         "PPO is not offered: trl 1.16 has no PPOTrainer (moved to trl.experimental, then removed in\n"
         "huggingface/trl#7020). GRPO and RLOO stand in: the same KL-regularised reward, with the baseline taken\n"
@@ -117,10 +119,7 @@ class KeyReader:
         if not first:
             return None
         if first == b"\x1b":  # an arrow or function key: take the whole sequence, or its "A" would count
-            rest = b""
-            while self.key_waiting(0.05):
-                rest += os.read(self._fd, 16)
-            return (first + rest).decode("utf-8", "replace")
+            return self._escape_sequence()
         raw = first
         if first[0] >= 0xC0:  # the continuation bytes of one UTF-8 character
             raw += os.read(self._fd, 1 if first[0] < 0xE0 else 2 if first[0] < 0xF0 else 3)
@@ -130,6 +129,27 @@ class KeyReader:
         if char == "\x04":
             return None
         return char.lower()
+
+    def _escape_sequence(self) -> str:
+        """The rest of a key that began with ESC (CSI ``ESC [ … final``, SS3 ``ESC O x``, or Alt+key), no more.
+
+        Read byte by byte up to the sequence's final byte, so a key typed right after it is not swallowed.
+        """
+        assert self._fd is not None
+        sequence = b"\x1b"
+        if not self.key_waiting(0.05):
+            return "\x1b"  # the Esc key alone
+        second = os.read(self._fd, 1)
+        sequence += second
+        if second == b"O" and self.key_waiting(0.05):
+            sequence += os.read(self._fd, 1)
+        elif second == b"[":
+            while len(sequence) < 32 and self.key_waiting(0.05):
+                byte = os.read(self._fd, 1)
+                sequence += byte
+                if byte and 0x40 <= byte[0] <= 0x7E:  # CSI final byte
+                    break
+        return sequence.decode("utf-8", "replace")
 
     def key_waiting(self, timeout: float) -> bool:
         """Whether a key arrives within ``timeout`` seconds (terminal only)."""

@@ -198,7 +198,11 @@ class PreferencesScreen(TunewiseScreen):
             return
         if self.pair is None and not self._failed:
             return
-        self.session.show(self.current, self.pair)
+        try:
+            self.session.show(self.current, self.pair)
+        except LabelingError as exc:  # decided by another path meanwhile: say so, open nothing
+            self.notify(str(exc), severity="error")
+            return
         if self.query_one("#pref-status").has_class("-hint") and not self._failed:
             self._status(f"pair {self.current.index + 1} is open: 1 = A is better, 2 = B is better, s = skip")
 
