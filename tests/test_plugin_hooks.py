@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from tunewise.advisor.hardware import catalogue, find_hardware
 from tunewise.advisor.runner import run_plan
 from tunewise.plugins import Fit, Hardware, Plan, Quote, RunResult, hookimpl
