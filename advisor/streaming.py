@@ -18,6 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tunewise.plugins.errors import TunewiseError
+
 POLL_S = 0.1
 """How often the reading thread checks that generation is still alive (a crash never leaves it waiting)."""
 
@@ -25,6 +27,10 @@ Stream = Callable[[str], None]
 """Receives each new piece of the answer's text."""
 Progress = Callable[[int, float], None]
 """Receives (tokens generated so far, seconds since generation started)."""
+
+
+class PromptTooLongError(TunewiseError):
+    """A prompt that leaves the model no position to answer in."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,10 @@ def generate_streamed(model: Any, tokenizer: Any, prompt_ids: Sequence[int], *, 
     stop = cancel or threading.Event()
     limit = context_length(model)
     if limit is not None:  # past its positions a model fails or rambles; the answer is cut there instead
+        if len(prompt_ids) >= limit:
+            raise PromptTooLongError(f"the prompt is {len(prompt_ids):,} tokens with everything added to it "
+                                     f"(template, instruction, examples or passages); this model reads at most "
+                                     f"{limit:,}: shorten it")
         max_new_tokens = max(1, min(max_new_tokens, limit - len(prompt_ids)))
 
     class Counting(TextIteratorStreamer):

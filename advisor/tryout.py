@@ -400,9 +400,9 @@ class _Opener:
         shape: str | None = None
         rows: list[Any] = []
         for path in self.data_paths():
-            if not path.exists():
+            if not self.readable(path, "data").exists():  # (whether an outside file exists is not said either)
                 raise TryOutError(f"{path} is gone")
-            loaded = load_dataset(self.readable(path, "data"))
+            loaded = load_dataset(path)
             shape = shape or loaded.shape
             rows.extend(row.data for row in loaded.rows)
         return shape, rows
@@ -492,9 +492,8 @@ class _Opener:
         if not paths:
             raise TryOutError(f"the in_context run in {self.folder} names no data to pick examples from")
         for path in paths:
-            if not path.exists():
+            if not self.readable(path, "the examples file").exists():
                 raise self.missing(path, "its examples file")
-            self.readable(path, "the examples file")
         examples = [e for path in paths for e in load_examples(path)]
         # The run's pool: everything when it evaluated on separate eval_data, else its stable split.
         pool = examples if config.eval_data else split_examples(examples, config.eval_fraction, config.seed)[0]

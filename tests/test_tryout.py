@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from support import run_cli
 from tunewise.advisor.tryout import TryOutError, open_run, read_run
+from tunewise.plugins.errors import TunewiseError
 from tunewise.plugins.events import JsonlEventWriter
 
 INSTRUCTION = "Answer the customer's question about their order."
@@ -199,6 +200,8 @@ def test_cancel_ends_an_answer_early(work: Path) -> None:
         tryout.answer(PROMPT, "base")
     with pytest.raises(TryOutError, match="prompt is empty"):
         tryout.answer("  ")
+    with pytest.raises(TunewiseError, match=r"the prompt is [\d,]+ tokens .* this model reads at most 512: shorten it"):
+        tryout.answer("order " * 600)
 
 
 def _events(folder: Path, *events: tuple[str, dict[str, Any]]) -> Path:

@@ -104,3 +104,23 @@ async def test_t_on_the_run_screen_of_a_finished_run_opens_try_it(work: Path, mo
         assert set(screen.tryout.sides) == {"base", "result"}
         await pilot.press("escape")
         await wait_until(pilot, lambda: isinstance(app.screen, RunScreen), "back on the run")
+
+
+@async_test
+async def test_a_run_that_cannot_be_tried_says_why_and_the_app_goes_on(work: Path, tmp_path: Path) -> None:
+    run = tmp_path / "cpt"
+    shutil.copytree(work / "runs/cpt", run, ignore=shutil.ignore_patterns("model", "checkpoints"))
+    app = TunewiseApp(run_dir=run)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.state.finished, "the run")
+        await pilot.press("t")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ErrorDialog" and "config.json is missing"
+                         in str(app.screen.query_one("#error-message").render()), "the error dialog naming the file")
+        await pilot.press("escape")
+        screen = await wait_until(pilot, lambda: isinstance(app.screen, TryItScreen) and app.screen, "Try it")
+        await wait_until(pilot, lambda: "This run cannot be tried" in screen_text(app), "the reason on the screen")
+        assert "nothing to chat with" in screen_text(app)
+        await pilot.press(*"hello", "enter")  # refused with a hint, nothing breaks
+        assert screen.generation == 0
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: isinstance(app.screen, RunScreen), "back on the run")

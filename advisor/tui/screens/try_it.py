@@ -55,6 +55,7 @@ class TryItScreen(TunewiseScreen):
         self.max_new_tokens = max_new_tokens
         """Longest answer in tokens (None: the length the run's own evaluation used)."""
         self.tryout: TryOut | None = None
+        self.load_error: str | None = None
         self.pending: str | None = None
         self.generation = 0
         self.generating = False
@@ -86,9 +87,14 @@ class TryItScreen(TunewiseScreen):
         self.sub_title = f"Try it · {self.run_dir}"
         self.query_one(f"#try-{SIDES[0]}").display = self.compare
         self.query_one("#try-prompt", Input).focus()
-        self.run_slow("loading the run's models",
+        self.run_slow("Loading the run's models",
                       lambda: open_run(self.run_dir, compare=self.compare,
-                                       allow_outside_paths=self.allow_outside_paths), self._loaded)
+                                       allow_outside_paths=self.allow_outside_paths), self._loaded,
+                      failed=self._load_failed)
+
+    def _load_failed(self, error: BaseException) -> None:
+        self.load_error = str(error)
+        self.query_one("#try-head", Static).update(Text(f"This run cannot be tried: {error}"))
 
     def _loaded(self, tryout: TryOut) -> None:
         self.tryout = tryout
@@ -107,6 +113,9 @@ class TryItScreen(TunewiseScreen):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         prompt = event.value.strip()
         if not prompt:
+            return
+        if self.load_error is not None:
+            self.notify("This run cannot be tried; the reason is above. Escape goes back.", severity="warning")
             return
         if self.tryout is None:
             self.pending = prompt
