@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 from collections.abc import Sequence
@@ -68,13 +69,91 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tunewise`` console script."""
     from tunewise.advisor.console_guard import ConsoleGuard
 
+    _safe_stdout()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    problem = _undecodable_argument(argv) or _unknown_home(argv)
+    if problem:
+        print(f"tunewise: error: {problem}", file=sys.stderr)
+        return 2
     # Every command's console output is redacted like its files (advisor/console_guard.py); the
     # TUI takes the terminal itself, so the guard comes off before it starts.
-    guard = ConsoleGuard.install()
     try:
-        return _main(list(sys.argv[1:] if argv is None else argv), guard)
-    finally:
-        guard.remove()
+        guard = ConsoleGuard.install()
+        try:
+            return _main(argv, guard)
+        finally:
+            guard.remove()
+    except BrokenPipeError:
+        # The reader went away (`tunewise ... | head`): stop quietly, as a shell tool does. Python
+        # flushes stdout once more at exit, so point it at /dev/null first.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _safe_stdout() -> None:
+    """Print anything a user gave us, even text that is not UTF-8, instead of failing mid-output.
+
+    Argument bytes that are not UTF-8 reach Python as lone surrogates; stdout is ``strict`` in most
+    UTF-8 locales (stderr already uses ``backslashreplace``), so echoing such a name would raise.
+    """
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if callable(reconfigure):
+        # a closed or detached stream: nothing to print to anyway
+        with contextlib.suppress(ValueError, OSError):
+            reconfigure(errors="backslashreplace")
+
+
+def _undecodable_argument(argv: Sequence[str]) -> str | None:
+    """A message naming the first argument that is not valid UTF-8 (None when all are).
+
+    Names, paths and text go on to tokenizers, FAISS and JSON/YAML writers, which all refuse lone
+    surrogates deep inside a run; refusing here names the argument instead.
+    """
+    for position, token in enumerate(argv, start=1):
+        try:
+            token.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = token.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+            return (f"argument {position} ({shown[:80]}) is not valid UTF-8; tunewise takes names, paths and "
+                    "text in UTF-8")
+    return None
+
+
+def _unknown_home(argv: Sequence[str]) -> str | None:
+    """A message naming the first path argument that starts with ``~user`` for a user this machine lacks.
+
+    ``pathlib`` raises deep inside whichever command reads the path; the shell leaves ``~nouser`` (and
+    every ``--flag=~...``) unexpanded, so it is checked once here. Tokens with spaces are text, not paths.
+    """
+    import os
+
+    for position, token in enumerate(argv, start=1):
+        value = token.split("=", 1)[1] if token.startswith("--") and "=" in token else token
+        if not value.startswith("~") or any(c.isspace() for c in value):
+            continue
+        head = value.split("/", 1)[0]
+        if os.path.expanduser(head) == head:
+            return f"argument {position} ({value[:80]}): no home folder for {head} (no such user on this machine)"
+    return None
+
+
+def _empty_values(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str | None:
+    """The first single-value option that argparse left holding a list (``--flag=--``), named.
+
+    Walks the chosen sub-command (and its chosen action, e.g. ``rag search``), then the parser itself.
+    """
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            chosen = getattr(args, action.dest, None) if action.dest != argparse.SUPPRESS else None
+            inner = action.choices.get(chosen) if isinstance(chosen, str) else None
+            found = _empty_values(inner, args) if isinstance(inner, argparse.ArgumentParser) else None
+            if found:
+                return found
+        elif action.nargs is None and action.option_strings and isinstance(getattr(args, action.dest, None), list):
+            return f"argument {'/'.join(action.option_strings)}: expected one argument"
+    return None
 
 
 def _main(argv: list[str], guard: ConsoleGuard) -> int:
@@ -89,6 +168,10 @@ def _main(argv: list[str], guard: ConsoleGuard) -> int:
             module.configure(command_parser)
             command_parser.set_defaults(_module=module)
     args = parser.parse_args(argv)
+    # argparse (3.11) drops the `--` of `--flag=--` and leaves the option an empty list.
+    empty = _empty_values(parser, args)
+    if empty:
+        parser.error(empty)
     import os
 
     # tunewise never downloads behind the user's back: no hub requests and no telemetry, in this

@@ -200,8 +200,15 @@ class LabelingSession:
     def __init__(self, prompts: Sequence[LabelPrompt], out: Path | str, generate: Generate | None = None,
                  *, labeler: str = "") -> None:
         self.prompts = list(prompts)
-        self.out = Path(out)
+        try:
+            self.out = Path(out).expanduser()  # `--out=~/x` reaches us unexpanded: never make a folder named ~
+        except RuntimeError as exc:  # ~unknown-user
+            raise LabelingError(f"{out}: not a usable path ({exc})") from None
         self.skipped_out = skipped_path(self.out)
+        for path in (self.out, self.skipped_out):
+            # Decisions are appended and fsynced: a FIFO would block forever, a folder or device is no file.
+            if os.path.lexists(path) and not path.is_file():
+                raise LabelingError(f"{path}: exists and is not a regular file; give --out a .jsonl file path")
         self.generate = generate
         self.labeler = labeler
         self._lock = threading.Lock()

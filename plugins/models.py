@@ -100,14 +100,23 @@ def resolve_model(name: str | None = None, *, prepare: bool = True) -> ModelRef:
         return ModelRef(EMBEDDED_MODEL, target, "embedded")
     assert name is not None
     looked: list[str] = []
-    local = Path(name).expanduser()
-    if local.exists():
+    try:
+        local = Path(name).expanduser()
+        exists = local.exists()
+        where = Path(os.path.abspath(local))  # abspath, not resolve(): a link loop must not raise here
+    except (OSError, RuntimeError, ValueError) as exc:  # unknown ~user, name too long, NUL byte, link loop
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ModelNotFoundError(f"model {name[:120]!r} is not a usable path ({reason})") from None
+    if exists:
         # lexists: a config.json that is a link loop, a FIFO or a folder is still this model's, and the
         # model-file checks name what is wrong with it rather than "no config.json".
         if os.path.lexists(local / "config.json"):
-            return ModelRef(name, local.resolve(), "local")
+            try:
+                return ModelRef(name, local.resolve(), "local")
+            except (OSError, RuntimeError) as exc:
+                raise ModelNotFoundError(f"{where}: cannot be resolved ({exc})") from None
         raise ModelNotFoundError(f"{local} exists but has no config.json; point --model at a Hugging Face model folder")
-    looked.append(f"local folder {local.resolve()}")
+    looked.append(f"local folder {where}")
     if "/" in name and not name.startswith((".", "/")):
         cached = _hf_cache_snapshot(name)
         if cached is not None:

@@ -22,7 +22,8 @@ def main(args: argparse.Namespace) -> int:
     from tunewise.advisor.plans import load_plan
 
     plan = load_plan(args.plan, allow_outside_paths=args.allow_outside_paths or None)  # None: the environment's
-    out = Path(args.out) if args.out else Path.cwd() / f"{Path(args.plan).stem}.{args.to}.yaml"
+    # `--out=~/x` reaches us unexpanded (the shell expands ~ only at a word's start).
+    out = Path(args.out).expanduser() if args.out else Path.cwd() / f"{Path(args.plan).stem}.{args.to}.yaml"
     exported = export_plan(plan, args.to)
     for path in write(exported, plan, out):
         print(f"wrote {path}")

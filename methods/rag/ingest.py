@@ -81,6 +81,12 @@ def discover(sources: Iterable[str | Path]) -> list[SourceFile]:
                                   f"supported: {', '.join(SUPPORTED_SUFFIXES)}")
             pairs = [(source.name, source.resolve())]
         for key, path in pairs:
+            try:
+                key.encode("utf-8")
+            except UnicodeEncodeError:  # a name in another encoding: manifests, citations and JSON need UTF-8
+                shown = str(path).encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+                raise IngestError(f"{shown}: the file name is not valid UTF-8; rename the file (documents are "
+                                  "cited by name)") from None
             if key in found and found[key].path != path:
                 raise IngestError(f"two sources give the document name {key!r} ({found[key].path} and {path}); "
                                   "index them into separate indexes or rename one")
