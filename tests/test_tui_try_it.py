@@ -83,8 +83,8 @@ async def test_try_it_from_results_answers_side_by_side_and_keys_work_while_it_w
         screen.max_new_tokens = 8
         app.simulate_key("enter")
         await wait_until(pilot, lambda: len(screen.replies) == 2 and not screen.generating, "the new answers")
-        long = [reply for prompt, reply in screen.history if prompt == PROMPT and reply.tokens > 8]
-        assert len(long) == 1 and long[0].which == "base" and long[0].cancelled and long[0].tokens < 400
+        cancelled = [reply for prompt, reply in screen.history if prompt == PROMPT and reply.cancelled]
+        assert len(cancelled) == 1 and cancelled[0].tokens < 400, screen.history
         assert [r.which for p, r in screen.history if p == PROMPT + "x"] == ["base", "result"]
 
         await pilot.press("escape")
