@@ -47,19 +47,6 @@ class Generated:
         return self.tokens / self.seconds if self.seconds > 0 else 0.0
 
 
-def stop_ids(model: Any, tokenizer: Any) -> list[int]:
-    """End-of-sequence ids: the tokenizer's and those the model's generation config names."""
-    ids = set()
-    if tokenizer.eos_token_id is not None:
-        ids.add(int(tokenizer.eos_token_id))
-    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    if isinstance(configured, int):
-        ids.add(configured)
-    elif isinstance(configured, (list, tuple)):
-        ids.update(int(i) for i in configured)
-    return sorted(ids)
-
-
 def context_length(model: Any) -> int | None:
     """Positions the model can attend to (None when its config does not say)."""
     value = getattr(getattr(model, "config", None), "max_position_embeddings", None)
@@ -75,6 +62,7 @@ def generate_streamed(model: Any, tokenizer: Any, prompt_ids: Sequence[int], *, 
     (e.g. a LoRA model's ``disable_adapter`` to answer as the base)."""
     import torch
     from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+    from tunewise.methods._hf.evaluation import stop_ids
 
     stop = cancel or threading.Event()
     limit = context_length(model)

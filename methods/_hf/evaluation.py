@@ -41,7 +41,8 @@ class Generation:
     answer: str
 
 
-def _stop_ids(model: Any, tokenizer: Any) -> list[int]:
+def stop_ids(model: Any, tokenizer: Any) -> list[int]:
+    """End-of-sequence ids: the tokenizer's and those the model's generation config names."""
     ids = set()
     if tokenizer.eos_token_id is not None:
         ids.add(int(tokenizer.eos_token_id))
@@ -61,7 +62,7 @@ def generate_answers(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]
     was_training = model.training
     model.eval()
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    stop = _stop_ids(model, tokenizer)
+    stop = stop_ids(model, tokenizer)
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     answers: dict[int, str] = {}
     for s in range(0, len(order), GENERATION_BATCH):

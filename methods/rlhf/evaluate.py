@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tunewise.methods._hf.device import Placement, autocast
+from tunewise.methods._hf.evaluation import stop_ids
 from tunewise.methods.rlhf.preferences import Prompt
 
 BATCH = 8
@@ -37,16 +38,6 @@ class Sample:
     text: str
 
 
-def _stop_ids(model: Any, tokenizer: Any) -> list[int]:
-    ids = {int(tokenizer.eos_token_id)} if tokenizer.eos_token_id is not None else set()
-    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    if isinstance(configured, int):
-        ids.add(configured)
-    elif isinstance(configured, (list, tuple)):
-        ids.update(int(i) for i in configured)
-    return sorted(ids)
-
-
 def prompt_ids(tokenizer: Any, prompt: Prompt) -> list[int]:
     text = tokenizer.apply_chat_template(prompt.messages, tokenize=False, add_generation_prompt=True)
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -60,7 +51,7 @@ def sample_answers(model: Any, tokenizer: Any, prompts: Sequence[Prompt], sample
     was_training = model.training
     model.eval()
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    stop = _stop_ids(model, tokenizer)
+    stop = stop_ids(model, tokenizer)
     jobs = [(i, k, prompt_ids(tokenizer, p)) for i, p in enumerate(prompts) for k in range(samples_per_prompt)]
     out: list[Sample] = []
     for start in range(0, len(jobs), BATCH):
