@@ -202,6 +202,16 @@ def _main(argv: list[str], guard: ConsoleGuard) -> int:
     except KeyboardInterrupt:
         print(f"tunewise {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        raise  # the reader went away: main() ends quietly
+    except OSError as exc:
+        # A path the user gave that the system refuses (name too long, a loop, permission, a full
+        # disk) is their input's problem, not a bug: name the file and the system's reason.
+        if not exc.strerror:
+            return _unexpected(args.command, exc)
+        where = f"{str(exc.filename)[:200]}: " if exc.filename else ""
+        print(f"tunewise {args.command}: error: {redact(where + exc.strerror)}", file=sys.stderr)
+        return 1
     except Exception as exc:  # a bug, or a library error no check foresaw: one line, not a traceback
         return _unexpected(args.command, exc)
 
