@@ -29,6 +29,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -185,6 +186,22 @@ def build_workspace(root: Path, tiny_model_dir: Path) -> Workspace:
 
 # ---------------------------------------------------------------------------------------------- one call
 
+_THREAD_ERRORS: list[str] = []
+
+
+def _watch_threads() -> None:
+    """Record exceptions that end a thread (Python would print their traceback on whatever stderr is current)."""
+    if getattr(threading.excepthook, "fuzz_watch", False):
+        return
+
+    def record(hook: threading.ExceptHookArgs) -> None:
+        name = hook.thread.name if hook.thread is not None else "?"
+        _THREAD_ERRORS.append(f"{name}: " + "".join(traceback.format_exception(hook.exc_value))[-1500:])
+
+    record.fuzz_watch = True  # type: ignore[attr-defined]
+    threading.excepthook = record
+
+
 class Hang(BaseException):
     """Raised by the hang timer; a BaseException so that the CLI's catch-all cannot swallow it."""
 
@@ -202,9 +219,12 @@ class Result:
     err: str
     escaped: str = ""
     literal_tildes: list[str] = field(default_factory=list)
+    thread_errors: list[str] = field(default_factory=list)
 
     def problems(self) -> list[str]:
         found = [f"created ./{name} (a ~ path taken literally)" for name in self.literal_tildes]
+        found += [f"a thread died during this call (it may have been started by an earlier one): {error}"
+                  for error in self.thread_errors]
         if self.escaped:
             found.append(f"escaped main: {self.escaped}")
         if self.code not in CLEAN_CODES:
@@ -219,8 +239,15 @@ class Result:
 
     def report(self) -> str:
         hung = f"(after an earlier call hung in this process: {_HUNG[0]!r})\n" if _HUNG and _HUNG[0] != self.argv else ""
-        return (f"{hung}argv: {self.argv!r}\nexit: {self.code!r}\nproblems: {self.problems()}\n"
-                f"--- stdout (tail)\n{self.out[-2500:]}\n--- stderr (tail)\n{self.err[-4000:]}\n{self.escaped}")
+        text = (f"{hung}argv: {self.argv!r}\nexit: {self.code!r}\nproblems: {self.problems()}\n"
+                f"--- stdout (tail)\n{_short(self.out)[-2500:]}\n--- stderr (tail)\n{_short(self.err)[-6000:]}\n"
+                f"{_short(self.escaped)}")
+        return text
+
+
+def _short(text: str) -> str:
+    """Long runs of one character (generated names like x * 5000) shown as ``x×5000``."""
+    return re.sub(r"(.)\1{40,}", lambda m: f"{m.group(1)}×{len(m.group(0))}", text)
 
 
 def _environment(workspace: Workspace) -> dict[str, str]:
@@ -240,6 +267,8 @@ def call_in_process(workspace: Workspace, argv: list[str], stdin: str = "", boun
     """``tunewise ARGV`` through ``main`` in this process, everything it changes put back afterwards."""
     from tunewise.advisor.cli import main
 
+    _watch_threads()
+    _THREAD_ERRORS.clear()
     saved_env, saved_cwd = dict(os.environ), os.getcwd()
     saved_streams = sys.stdin, sys.stdout, sys.stderr
     saved_handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -276,6 +305,7 @@ def call_in_process(workspace: Workspace, argv: list[str], stdin: str = "", boun
         os.environ.update(saved_env)
     result = Result(argv, code, out_raw.getvalue().decode("utf-8", "replace"),
                     err_raw.getvalue().decode("utf-8", "replace"), escaped)
+    result.thread_errors = list(_THREAD_ERRORS)
     # "~user/x" is a home folder or an error, never a folder named "~user" in the working directory.
     result.literal_tildes = sorted(p.name for p in set(workspace.root.glob("~*")) - tildes)
     if os.environ.get("FUZZ_LOG"):
@@ -408,6 +438,23 @@ def test_fuzz_real_processes(argv: list[Arg], keys: str, workspace: Workspace) -
     """The console script itself: no negative exit (a signal), no traceback, no hang."""
     exdir = workspace.example_dir()
     _check(call_subprocess(workspace, [workspace.materialize(a, exdir) for a in argv], stdin=keys))
+
+
+FOUND_IN_PROCESSES = {
+    # F10: quitting while the next pair is generated in a thread: run twice (the race hits 5 in 6).
+    "F10-label-quit-during-prefetch": (["label", "--model", Ref("tiny_model"), "--prompts", Ref("rlhf_prompts"),
+                                        "--out", Ref("new_file"), "--max-new-tokens", "1", "--keys-from-stdin"],
+                                       "\n", 2),
+}
+
+
+@pytest.mark.parametrize("case", list(FOUND_IN_PROCESSES.values()), ids=list(FOUND_IN_PROCESSES))
+def test_found_cases_in_real_processes(case: tuple[list[Arg], str, int], workspace: Workspace) -> None:
+    """Failures only a real process shows (an abort at exit), pinned."""
+    argv, keys, runs = case
+    for _ in range(runs):
+        exdir = workspace.example_dir()
+        _check(call_subprocess(workspace, [workspace.materialize(a, exdir) for a in argv], stdin=keys))
 
 
 @pytest.mark.parametrize("output_format", ["table", "json"])
