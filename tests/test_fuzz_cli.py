@@ -367,15 +367,15 @@ def _command_test(command: str, examples: int):
 
 
 test_fuzz_plugins = _command_test("plugins", 8)
-test_fuzz_model = _command_test("model", 25)
-test_fuzz_recommend = _command_test("recommend", 80)
-test_fuzz_estimate = _command_test("estimate", 80)
-test_fuzz_audit = _command_test("audit", 40)
-test_fuzz_probe = _command_test("probe", 12)
-test_fuzz_run = _command_test("run", 60)
-test_fuzz_rag = _command_test("rag", 40)
-test_fuzz_label = _command_test("label", 30)
-test_fuzz_export = _command_test("export", 60)
+test_fuzz_model = _command_test("model", 30)
+test_fuzz_recommend = _command_test("recommend", 100)
+test_fuzz_estimate = _command_test("estimate", 100)
+test_fuzz_audit = _command_test("audit", 60)
+test_fuzz_probe = _command_test("probe", 16)
+test_fuzz_run = _command_test("run", 80)
+test_fuzz_rag = _command_test("rag", 60)
+test_fuzz_label = _command_test("label", 50)
+test_fuzz_export = _command_test("export", 80)
 
 def _live_data(good: str) -> st.SearchStrategy[Arg]:
     """Mostly the right shipped data (so the run gets going), else a generated file."""
@@ -387,7 +387,7 @@ _LIVE_DATA = {"default": _live_data("data_chat"), "continual_pretraining": _live
               "questions": _live_data("questions"), "prompts": _live_data("rlhf_prompts")}
 
 
-@fuzz_settings(6)
+@fuzz_settings(10)
 @given(plan=plan_files(_LIVE_DATA, st.just(Ref("tiny_model")), live=True, max_mutations=2))
 def test_fuzz_run_on_a_real_model(plan: GenFile, workspace: Workspace) -> None:
     """Plans on the 2-layer test model (so a run really starts): mutated fields end in a message, not a crash."""
@@ -431,7 +431,7 @@ def test_found_cases(argv: list[Arg], workspace: Workspace) -> None:
 
 # ---------------------------------------------------------------------------------------------- real processes
 
-@fuzz_settings(5)
+@fuzz_settings(8)
 @given(argv=st.sampled_from(["plugins", "model", "recommend", "estimate", "audit", "run", "rag", "label",
                              "export"]).flatmap(command_line), keys=KEYS)
 def test_fuzz_real_processes(argv: list[Arg], keys: str, workspace: Workspace) -> None:
