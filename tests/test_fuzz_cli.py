@@ -32,6 +32,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -186,20 +187,14 @@ def build_workspace(root: Path, tiny_model_dir: Path) -> Workspace:
 
 # ---------------------------------------------------------------------------------------------- one call
 
-_THREAD_ERRORS: list[str] = []
-
-
-def _watch_threads() -> None:
-    """Record exceptions that end a thread (Python would print their traceback on whatever stderr is current)."""
-    if getattr(threading.excepthook, "fuzz_watch", False):
-        return
+def _record_thread_death(errors: list[str]) -> Callable[[threading.ExceptHookArgs], None]:
+    """A ``threading.excepthook`` that keeps what ended a thread (Python would print its traceback)."""
 
     def record(hook: threading.ExceptHookArgs) -> None:
         name = hook.thread.name if hook.thread is not None else "?"
-        _THREAD_ERRORS.append(f"{name}: " + "".join(traceback.format_exception(hook.exc_value))[-1500:])
+        errors.append(f"{name}: " + "".join(traceback.format_exception(hook.exc_value))[-1500:])
 
-    record.fuzz_watch = True  # type: ignore[attr-defined]
-    threading.excepthook = record
+    return record
 
 
 class Hang(BaseException):
@@ -223,7 +218,7 @@ class Result:
 
     def problems(self) -> list[str]:
         found = [f"created ./{name} (a ~ path taken literally)" for name in self.literal_tildes]
-        found += [f"a thread died during this call (it may have been started by an earlier one): {error}"
+        found += [f"a thread died during this call (maybe one an earlier call started): {error}"
                   for error in self.thread_errors]
         if self.escaped:
             found.append(f"escaped main: {self.escaped}")
@@ -267,8 +262,9 @@ def call_in_process(workspace: Workspace, argv: list[str], stdin: str = "", boun
     """``tunewise ARGV`` through ``main`` in this process, everything it changes put back afterwards."""
     from tunewise.advisor.cli import main
 
-    _watch_threads()
-    _THREAD_ERRORS.clear()
+    thread_errors: list[str] = []
+    saved_hook = threading.excepthook
+    threading.excepthook = _record_thread_death(thread_errors)
     saved_env, saved_cwd = dict(os.environ), os.getcwd()
     saved_streams = sys.stdin, sys.stdout, sys.stderr
     saved_handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -297,6 +293,7 @@ def call_in_process(workspace: Workspace, argv: list[str], stdin: str = "", boun
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous_alarm)
+        threading.excepthook = saved_hook
         sys.stdin, sys.stdout, sys.stderr = saved_streams
         for sig, handler in saved_handlers.items():
             signal.signal(sig, handler)
@@ -305,7 +302,7 @@ def call_in_process(workspace: Workspace, argv: list[str], stdin: str = "", boun
         os.environ.update(saved_env)
     result = Result(argv, code, out_raw.getvalue().decode("utf-8", "replace"),
                     err_raw.getvalue().decode("utf-8", "replace"), escaped)
-    result.thread_errors = list(_THREAD_ERRORS)
+    result.thread_errors = thread_errors
     # "~user/x" is a home folder or an error, never a folder named "~user" in the working directory.
     result.literal_tildes = sorted(p.name for p in set(workspace.root.glob("~*")) - tildes)
     if os.environ.get("FUZZ_LOG"):
