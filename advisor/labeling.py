@@ -432,10 +432,27 @@ class CandidateGenerator:
         self._model: Any = None
         self._tokenizer: Any = None
         self._lock = threading.Lock()
+        self._stop = threading.Event()
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Stop a generation at its next token and wait until it (or a model still loading) has ended.
+
+        Pairs are written ahead in daemon threads; one still inside torch when the interpreter exits
+        is killed in C++ code and the process aborts (SIGABRT, "terminate called without an active
+        exception"). Called when labeling ends, and at exit for every generator that loaded a model.
+        """
+        self._stop.set()
+        if self._lock.acquire(timeout=timeout):
+            self._lock.release()
 
     def load(self) -> None:
         with self._lock:
+            if self._stop.is_set():
+                raise LabelingError("labeling has ended; no more answers are written")
             if self._model is None:
+                import atexit
+
+                atexit.register(self.close)
                 from tunewise.plugins.models import load_model, load_tokenizer
 
                 self._tokenizer = load_tokenizer(self.model_name)
@@ -463,14 +480,26 @@ class CandidateGenerator:
         # Seeded from the prompt text: the same prompt gets the same pair after a restart.
         base_seed = self.seed + zlib.crc32(prompt.encode("utf-8"))
         answers: list[str] = []
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        stop = self._stop
+
+        class Ended(StoppingCriteria):
+            def __call__(self, ids: Any, scores: Any, **kwargs: Any) -> Any:
+                return torch.full((ids.shape[0],), stop.is_set(), dtype=torch.bool, device=ids.device)
+
         with self._lock, torch.no_grad():
             for attempt in range(4):
+                if stop.is_set():  # a pair cut short must not be shown or remembered
+                    raise LabelingError("labeling has ended; no more answers are written")
                 torch.manual_seed(base_seed + attempt)
                 output = self._model.generate(
                     input_ids, attention_mask=torch.ones_like(input_ids), do_sample=True,
                     temperature=self.temperature, top_p=self.top_p, max_new_tokens=self.max_new_tokens,
-                    pad_token_id=self._tokenizer.pad_token_id,
+                    pad_token_id=self._tokenizer.pad_token_id, stopping_criteria=StoppingCriteriaList([Ended()]),
                 )
+                if stop.is_set():
+                    raise LabelingError("labeling has ended; no more answers are written")
                 text = self._tokenizer.decode(output[0, input_ids.shape[1]:], skip_special_tokens=True).strip()
                 if text and text not in answers:
                     answers.append(text)

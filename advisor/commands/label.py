@@ -197,7 +197,17 @@ def _prefetch(session: Any, current: Any) -> None:
         with contextlib.suppress(Exception):
             session.candidates(upcoming[0])
 
-    threading.Thread(target=work, daemon=True).start()
+    _start(work)
+
+
+_THREADS: list[threading.Thread] = []
+"""Threads writing pairs ahead; joined before the command returns (see :func:`main`)."""
+
+
+def _start(target: Callable[[], None]) -> None:
+    thread = threading.Thread(target=target, daemon=True)
+    _THREADS.append(thread)
+    thread.start()
 
 
 class _Background:
@@ -208,7 +218,7 @@ class _Background:
         self._value: Any = None
         self._error: BaseException | None = None
         self.done = threading.Event()
-        threading.Thread(target=self._run, daemon=True).start()
+        _start(self._run)
 
     def _run(self) -> None:
         try:
@@ -342,6 +352,13 @@ def main(args: argparse.Namespace) -> int:
     if session.decisions:
         console.print(f"continuing {session.out}: {session.chosen_count} labelled and {session.skipped_count} "
                       f"skipped earlier")
-    with KeyReader(stdin, lines=args.keys_from_stdin) as keys:
-        run_session(session, keys, console)
+    try:
+        with KeyReader(stdin, lines=args.keys_from_stdin) as keys:
+            run_session(session, keys, console)
+    finally:
+        # A thread still inside torch when the interpreter exits aborts the process (SIGABRT): stop
+        # the pair being written ahead at its next token and wait for every such thread to end.
+        generator.close()
+        for thread in _THREADS:
+            thread.join(timeout=60)
     return 0
