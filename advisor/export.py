@@ -549,7 +549,7 @@ def write(export: Export, plan: Plan, config_path: Path) -> list[Path]:
     Every text is made first and written only when all of them are valid UTF-8, so a path or row
     that is not leaves no half-written export behind.
     """
-    config_path = config_path.resolve()
+    config_path = Path(os.path.abspath(config_path))  # not resolve(): a link loop is named below, not raised
     folder = config_path.parent
     texts: dict[Path, str] = {}
     data_dir = folder / f"{config_path.stem}_data"

@@ -416,6 +416,7 @@ FOUND = {
                           "--model", Ref("missing")],
     "export-out-undecodable": ["export", "--to", "axolotl", "--out", "x\udc80y.yaml", Ref("plan_example")],
     "export-out-fifo": ["export", "--to", "llamafactory", "--out", Ref("fifo"), Ref("plan_example")],
+    "export-out-loop": ["export", "--to", "axolotl", "--out", Ref("loop"), Ref("plan_example")],
 }
 
 
