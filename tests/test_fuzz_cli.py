@@ -397,7 +397,7 @@ def test_fuzz_run_on_a_real_model(plan: GenFile, workspace: Workspace) -> None:
 # ---------------------------------------------------------------------------------------------- found cases
 
 FOUND = {
-    # /work/notes/fuzz_findings.md F1..F8 (each id names its finding), then fixed ones kept as pins.
+    # /work/notes/fuzz_findings.md F1..F11 (each id names its finding), then fixed ones kept as pins.
     "F1-tilde-user-answers": ["recommend", "--answers", "~no-such-user-fz/x.yaml"],
     "F1-tilde-user-data": ["audit", "~no-such-user-fz/x.jsonl"],
     "F1-tilde-user-model": ["model", "info", "--model", "~no-such-user-fz/m"],
@@ -414,6 +414,8 @@ FOUND = {
                            "--keys-from-stdin", "--model", Ref("missing")],
     "F8-label-out-fifo": ["label", "--prompts", Ref("label_prompts"), "--out", Ref("fifo"), "--keys-from-stdin",
                           "--model", Ref("missing")],
+    "F11-run-out-loop": ["run", Ref("plan_example"), "--out", Ref("loop")],
+    "F11-embedding-model-loop": ["rag", "index", Ref("docs"), "--index", Ref("new_dir"), "--embedding-model", Ref("loop")],
     "export-out-undecodable": ["export", "--to", "axolotl", "--out", "x\udc80y.yaml", Ref("plan_example")],
     "export-out-fifo": ["export", "--to", "llamafactory", "--out", Ref("fifo"), Ref("plan_example")],
     "export-out-loop": ["export", "--to", "axolotl", "--out", Ref("loop"), Ref("plan_example")],
