@@ -212,6 +212,15 @@ def _main(argv: list[str], guard: ConsoleGuard) -> int:
         where = f"{str(exc.filename)[:200]}: " if exc.filename else ""
         print(f"tunewise {args.command}: error: {redact(where + exc.strerror)}", file=sys.stderr)
         return 1
+    except RuntimeError as exc:
+        # Python 3.11's Path.resolve() reports a symbolic-link loop as RuntimeError, not OSError:
+        # a path the user gave, named like the OSError case above.
+        text = str(exc)
+        if not text.startswith("Symlink loop from "):
+            return _unexpected(args.command, exc)
+        where = text.removeprefix("Symlink loop from ").strip()[:200]
+        print(f"tunewise {args.command}: error: {redact(where)}: a loop of symbolic links", file=sys.stderr)
+        return 1
     except Exception as exc:  # a bug, or a library error no check foresaw: one line, not a traceback
         return _unexpected(args.command, exc)
 
