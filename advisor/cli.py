@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _safe_stdout()
     argv = list(sys.argv[1:] if argv is None else argv)
     problem = _undecodable_argument(argv) or _unknown_home(argv)
-    if problem:
+    if problem:  # (the console guard is not installed yet: the argument is redacted where it is quoted)
         print(f"tunewise: error: {problem}", file=sys.stderr)
         return 2
     # Every command's console output is redacted like its files (advisor/console_guard.py); the
@@ -115,7 +115,9 @@ def _undecodable_argument(argv: Sequence[str]) -> str | None:
         try:
             token.encode("utf-8")
         except UnicodeEncodeError:
-            shown = token.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+            from tunewise.plugins.redaction import redact
+
+            shown = redact(token.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace"))
             return (f"argument {position} ({shown[:80]}) is not valid UTF-8; tunewise takes names, paths and "
                     "text in UTF-8")
     return None
@@ -135,7 +137,10 @@ def _unknown_home(argv: Sequence[str]) -> str | None:
             continue
         head = value.split("/", 1)[0]
         if os.path.expanduser(head) == head:
-            return f"argument {position} ({value[:80]}): no home folder for {head} (no such user on this machine)"
+            from tunewise.plugins.redaction import redact
+
+            return (f"argument {position} ({redact(value)[:80]}): no home folder for {redact(head)[:80]} (no such "
+                    "user on this machine)")
     return None
 
 
