@@ -13,8 +13,8 @@ Most examples call ``main(argv)`` in this process (a subprocess costs a second o
 cores) with ``TUNEWISE_DEBUG=1``, so a report shows the traceback; stdout is strict UTF-8 as in
 every UTF-8 locale but C, stderr escapes like Python's own. A few examples run the real console
 script (exit statuses, signals), one cuts its output short like ``| head``, and ``tunewise tui``
-without a terminal must refuse instead of hanging. Command lines the fuzzer found failing are
-pinned in ``test_found_cases`` (see /work/notes/fuzz_findings.md for their owners).
+without a terminal must refuse instead of hanging. Command lines the fuzzer found failing (issue
+15) are pinned in ``test_found_cases``, so they run every time.
 ``TUNEWISE_FUZZ_SCALE=10`` runs ten times the examples for a longer hunt.
 """
 
@@ -397,7 +397,7 @@ def test_fuzz_run_on_a_real_model(plan: GenFile, workspace: Workspace) -> None:
 # ---------------------------------------------------------------------------------------------- found cases
 
 FOUND = {
-    # /work/notes/fuzz_findings.md F1..F11 (each id names its finding), then fixed ones kept as pins.
+    # Failures the fuzzer found in issue 15 (ids: finding number, then the case), all fixed; kept as pins.
     "F1-tilde-user-answers": ["recommend", "--answers", "~no-such-user-fz/x.yaml"],
     "F1-tilde-user-data": ["audit", "~no-such-user-fz/x.jsonl"],
     "F1-tilde-user-model": ["model", "info", "--model", "~no-such-user-fz/m"],
