@@ -62,7 +62,7 @@ def generate_streamed(model: Any, tokenizer: Any, prompt_ids: Sequence[int], *, 
     (e.g. a LoRA model's ``disable_adapter`` to answer as the base)."""
     import torch
     from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
-    from tunewise.methods._hf.evaluation import stop_ids
+    from tunewise.plugins.models import stop_ids
 
     stop = cancel or threading.Event()
     limit = context_length(model)

@@ -8,6 +8,7 @@ run has, and what they load, is :mod:`tunewise.advisor.tryout`'s business.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import threading
 from collections.abc import Callable, Sequence
@@ -62,13 +63,14 @@ class Turn:
                                  repetition_penalty=repetition_penalty)
 
 
-class Side:
+class Side(abc.ABC):
     """Something that answers prompts: the base, or the run's result."""
 
     what: str = ""
 
+    @abc.abstractmethod
     def reply(self, which: str, prompt: str, turn: Turn) -> Reply:
-        raise NotImplementedError
+        """The answer to ``prompt`` as ``which`` (``base`` or ``result``) gives it."""
 
 
 @dataclass

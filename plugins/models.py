@@ -314,3 +314,16 @@ def load_model(name: str | None = None, *, dtype: str = "bfloat16", device: str 
     if device:
         model = model.to(device)  # type: ignore[arg-type]
     return model
+
+
+def stop_ids(model: Any, tokenizer: Any) -> list[int]:
+    """End-of-sequence ids: the tokenizer's and those the model's generation config names."""
+    ids = set()
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if isinstance(configured, int):
+        ids.add(configured)
+    elif isinstance(configured, (list, tuple)):
+        ids.update(int(i) for i in configured)
+    return sorted(ids)

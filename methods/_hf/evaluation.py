@@ -10,6 +10,7 @@ from typing import Any
 from tunewise.methods._hf.batches import MicroBatch
 from tunewise.methods._hf.device import Placement, autocast
 from tunewise.methods._hf.rouge import exact_match, rouge_l
+from tunewise.plugins.models import stop_ids
 
 GENERATION_BATCH = 8
 
@@ -39,19 +40,6 @@ class Generation:
     prompt: str
     reference: str
     answer: str
-
-
-def stop_ids(model: Any, tokenizer: Any) -> list[int]:
-    """End-of-sequence ids: the tokenizer's and those the model's generation config names."""
-    ids = set()
-    if tokenizer.eos_token_id is not None:
-        ids.add(int(tokenizer.eos_token_id))
-    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    if isinstance(configured, int):
-        ids.add(configured)
-    elif isinstance(configured, (list, tuple)):
-        ids.update(int(i) for i in configured)
-    return sorted(ids)
 
 
 def generate_answers(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]], placement: Placement,

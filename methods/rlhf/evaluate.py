@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from tunewise.methods._hf.device import Placement, autocast
-from tunewise.methods._hf.evaluation import stop_ids
 from tunewise.methods.rlhf.preferences import Prompt
+from tunewise.plugins.models import stop_ids
 
 BATCH = 8
 
