@@ -341,10 +341,6 @@ def main(args: argparse.Namespace) -> int:
         raise LabelingError("tunewise label is interactive and standard input is not a terminal; run it in a "
                             "terminal, or pass --keys-from-stdin to read one key per line (a, b, s, u, q) from a "
                             "pipe")
-    if args.max_new_tokens < 1:
-        raise LabelingError("--max-new-tokens must be at least 1")
-    if args.temperature <= 0:
-        raise LabelingError("--temperature must be above 0")
     generator = CandidateGenerator(args.model, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
                                    seed=args.seed)
     session = LabelingSession.open(args.prompts, args.out, generator, labeler=args.labeler)

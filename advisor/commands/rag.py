@@ -131,9 +131,5 @@ def _ask(args: argparse.Namespace) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
-    from tunewise.plugins.errors import TunewiseError
-
-    if getattr(args, "k", 1) < 1:
-        raise TunewiseError(f"--k must be at least 1 (got {args.k})")
     actions = {"index": _index, "search": _search, "ask": _ask}
     return actions[args.action](args)

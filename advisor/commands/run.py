@@ -48,9 +48,6 @@ def main(args: argparse.Namespace) -> int:
 
     to_stdout = args.events == "-"
     _apply_opt_ins(args)
-    if args.max_steps is not None and args.max_steps < 1:
-        print("tunewise run: error: --max-steps must be at least 1", file=sys.stderr)
-        return 2
     try:
         plan = load_plan(args.plan, out=args.out)  # --out replaces the plan's output_dir unchecked
     except PlanError as exc:
