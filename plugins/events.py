@@ -13,6 +13,10 @@ fields (extra fields are allowed and ignored by readers that do not know them):
 ``log``         ``level`` (``info`` / ``warning``), ``message``
 ``error``       ``message`` (for the user: what happened and what to try), ``kind`` (e.g. ``oom``,
                 ``non_finite_loss``, ``data``, ``internal``)
+``phase``       ``phase`` (what the run is doing now, e.g. ``evaluating before``, ``training``,
+                ``evaluating after``, ``indexing``, ``answering``), optional ``done``, ``total``, ``unit``
+``bakeoff``     ``metric``, ``verdict`` (``better`` / ``worse`` / ``not_better``), ``sentence``; the rest of
+                :meth:`BakeOff.to_dict <tunewise.plugins.bakeoff.BakeOff.to_dict>`
 ``end``         ``status`` (``completed`` / ``failed`` / ``cancelled``), ``result`` (RunResult as a
                 dict), ``peak_memory_gb``, ``wall_s``
 """
@@ -25,15 +29,17 @@ from typing import IO, Any
 
 from tunewise.plugins.redaction import redact, redact_data
 
-EVENT_KINDS = ("start", "progress", "eval", "checkpoint", "log", "error", "end")
+EVENT_KINDS = ("start", "phase", "progress", "eval", "checkpoint", "log", "error", "bakeoff", "end")
 
 REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "start": ("method", "total_steps"),
+    "phase": ("phase",),
     "progress": ("step", "total_steps", "loss", "tokens_per_s"),
     "eval": ("phase", "step", "metrics"),
     "checkpoint": ("step", "path"),
     "log": ("level", "message"),
     "error": ("message", "kind"),
+    "bakeoff": ("metric", "verdict", "sentence"),
     "end": ("status",),
 }
 

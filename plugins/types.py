@@ -230,6 +230,9 @@ class RunResult:
     """Optimizer steps done (training methods)."""
     peak_memory_gb: float = 0.0
     wall_s: float = 0.0
+    bakeoff: Mapping[str, Any] | None = None
+    """Base vs result on the held-out split (:meth:`tunewise.plugins.bakeoff.BakeOff.to_dict`), None when
+    the run could not compare them (and ``message`` says why)."""
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(self)

@@ -70,9 +70,10 @@ class TrainingSettings:
     eval_max_examples: int = field(
         default=200, metadata={"help": "cap on held-out examples (keeps evaluation short on large data sets)"}
     )
-    generation_examples: int = field(
-        default=16,
-        metadata={"help": "held-out examples answered greedily before and after training (exact match, ROUGE-L)", "identity": False},
+    generation_examples: int | None = field(
+        default=None,
+        metadata={"help": "held-out examples answered greedily before and after training for the bake-off "
+                  "(accuracy, exact match, ROUGE-L); default: every held-out example", "identity": False},
     )
     max_new_tokens: int = field(
         default=128, metadata={"help": "longest generated answer in evaluation", "identity": False}
@@ -160,8 +161,11 @@ class TrainingSettings:
             out.append(("device", f"must be auto, cpu, cuda or cuda:N, got {self.device!r}"))
         if not 0 <= self.eval_fraction < 1:
             out.append(("eval_fraction", f"must be in [0, 1), got {self.eval_fraction!r}"))
-        if not isinstance(self.generation_examples, int) or self.generation_examples < 0:
-            out.append(("generation_examples", f"must be a whole number >= 0, got {self.generation_examples!r}"))
+        if self.generation_examples is not None and (
+                not isinstance(self.generation_examples, int) or isinstance(self.generation_examples, bool)
+                or self.generation_examples < 0):
+            out.append(("generation_examples", "must be a whole number >= 0 (or left out for every held-out "
+                                               f"example), got {self.generation_examples!r}"))
         if not _number(self.min_free_disk_gb) or self.min_free_disk_gb < 0:
             out.append(("min_free_disk_gb", f"must be a number >= 0, got {self.min_free_disk_gb!r}"))
         for name in ("max_hours", "max_usd"):
