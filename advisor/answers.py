@@ -113,7 +113,9 @@ def parse_count(value: Any) -> float:
             number = float(value)
         elif isinstance(value, str):
             text = value.strip().replace("_", "").replace(",", "").lower()
-            match = re.fullmatch(r"([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kmbgt]?)", text)
+            # The sign is read too, so "-5" is a number the minimum check rejects ("must be >= 0"),
+            # not "not a number".
+            match = re.fullmatch(r"([+-]?[0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kmbgt]?)", text)
             if match:
                 number = float(match.group(1)) * _SUFFIX.get(match.group(2), 1.0)
     except OverflowError:  # an int with hundreds of digits
@@ -177,9 +179,9 @@ def validate_value(spec: FieldSpec, value: Any) -> Any:
         raise ValueError(f"must be a finite number, got {redacted_repr(value, 80)}")
     if spec.minimum is not None:
         if spec.above_minimum and number <= spec.minimum:
-            raise ValueError(f"must be > {spec.minimum:g}")
+            raise ValueError(f"must be > {spec.minimum:g}, got {redacted_repr(value, 80)}")
         if not spec.above_minimum and number < spec.minimum:
-            raise ValueError(f"must be ≥ {spec.minimum:g}")
+            raise ValueError(f"must be ≥ {spec.minimum:g}, got {redacted_repr(value, 80)}")
     if spec.maximum is not None and number > spec.maximum:
         raise ValueError(f"must be ≤ {limits.shown(spec.maximum)}, got {redacted_repr(value, 80)}")
     return int(number) if kind in ("count", "int") else number

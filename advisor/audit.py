@@ -67,6 +67,8 @@ class AuditReport:
     problems: tuple[str, ...]
     """Every problem as ``file:line: problem`` (bad rows, duplicates, over-long examples; capped lists)."""
     counts: dict[str, Any] = field(default_factory=dict)
+    long_documents: int = 0
+    """Documents (raw text, not examples) longer than ``max_tokens``: not a problem, training splits them."""
 
     @property
     def ok(self) -> bool:
@@ -128,7 +130,7 @@ def audit(path: str | Path, model: str | None = None, max_tokens: int | None = N
     texts = [row_text(r.data, row_shape(r.data) or shape or "text") for r in rows]
     token_counts = _count_tokens(tokenizer, texts) if rows else []
     seen: dict[str, Row] = {}
-    duplicates = over_long = 0
+    duplicates = over_long = long_documents = 0
     usable: list[tuple[Row, int]] = []
     listed_dupes = listed_long = 0
     for row, text, tokens in zip(rows, texts, token_counts, strict=True):
@@ -148,6 +150,8 @@ def audit(path: str | Path, model: str | None = None, max_tokens: int | None = N
             if listed_long < MAX_LISTED:
                 problems.append(f"{row.where}: {tokens:,} tokens, longer than {limit:,}: it would be truncated")
                 listed_long += 1
+        elif tokens > limit:
+            long_documents += 1
         usable.append((row, tokens))
     for what, n, listed in (("duplicates", duplicates, listed_dupes), ("over-long rows", over_long, listed_long)):
         if n > listed:
@@ -157,6 +161,7 @@ def audit(path: str | Path, model: str | None = None, max_tokens: int | None = N
         source=result.source, shape=shape, files=result.files, rows=len(rows), usable_rows=len(usable),
         tokens=stats, tokenizer=label, max_tokens=limit, duplicates=duplicates, empty=empty,
         over_long=over_long, problems=tuple(problems), counts=_counts(shape, usable, stats),
+        long_documents=long_documents,
     )
 
 
@@ -193,7 +198,15 @@ def audit_lines(report: AuditReport) -> list[tuple[str, str]]:
         lines += [("tokens", f"{t.total:,}"),
                   ("tokens per row", f"mean {t.mean:,.1f}, median {t.median:,.0f}, p95 {t.p95:,.0f}, "
                                      f"min {t.min:,}, max {t.max:,}")]
-    lines += [("duplicates", f"{report.duplicates:,}"), ("empty rows", f"{report.empty:,}"),
-              (f"over {report.max_tokens:,} tokens", f"{report.over_long:,}")]
+    lines += [("duplicates", f"{report.duplicates:,}"), ("empty rows", f"{report.empty:,}")]
+    if report.shape in EXAMPLE_SHAPES:
+        lines.append((f"examples over {report.max_tokens:,} tokens",
+                      f"{report.over_long:,}" + (" (would be truncated)" if report.over_long else "")))
+    else:
+        # A document longer than the context is normal: training cuts it into context-sized pieces, so
+        # "over N: 0" next to "max 15,122" would read as a contradiction.
+        lines.append((f"documents over {report.max_tokens:,} tokens",
+                      f"{report.long_documents:,}" + (" (split into pieces for training)" if report.long_documents
+                                                      else "")))
     lines += [(f"→ {k.replace('_', ' ')}", f"{v:,}" if isinstance(v, int) else str(v)) for k, v in report.counts.items()]
     return lines

@@ -73,6 +73,8 @@ latency_sensitive: true
         ("hardware: {gpus: 1.5}", "hardware.gpus: must be a whole number"),
         ("team_expertise: guru", "team_expertise: must be one of none, basic"),
         ("queries_per_day: -3", "queries_per_day: must be ≥ 0"),
+        ("data: {documents: '-5'}", "data.documents: must be ≥ 0, got '-5'"),
+        ("data: {labeled_examples: -1.5k}", "data.labeled_examples: must be ≥ 0, got '-1.5k'"),
         ("data: {path: nowhere/at/all}", "data.path: no such file or folder"),
         ("data: 3", "a.yaml:1: data: must be a mapping"),
         ("[1, 2]", "a.yaml: must be a mapping of fields"),

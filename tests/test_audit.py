@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from support import run_cli
 from tunewise.advisor.answers import parse_answers
-from tunewise.advisor.audit import apply_audit, audit
+from tunewise.advisor.audit import apply_audit, audit, audit_lines
 from tunewise.plugins.data import DataError
 
 
@@ -45,6 +45,21 @@ def test_flags_duplicates_empty_and_over_long_rows(tmp_path: Path) -> None:
     assert f"{path}:3: 'prompt' is empty" in report.problems
     assert any(p.startswith(f"{path}:4: ") and "longer than 100" in p for p in report.problems)
     assert report.usable_rows == 3 and report.counts["labeled_examples"] == 3
+
+
+def test_long_documents_are_counted_as_split_not_as_problems(tmp_path: Path) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "long.txt").write_text("The pump overheats when the valve sticks. " * 60)
+    (folder / "short.txt").write_text("Restart the pump after a stop.")
+    report = audit(folder, max_tokens=100)
+    assert report.ok and report.over_long == 0 and report.long_documents == 1
+    lines = dict(audit_lines(report))
+    assert lines["documents over 100 tokens"] == "1 (split into pieces for training)"
+    assert not any(label.startswith("examples over") for label in lines)
+    examples = audit(write_jsonl(tmp_path / "d.jsonl", [{"prompt": "Write", "completion": "word " * 300},
+                                                        {"prompt": "ok", "completion": "fine"}]), max_tokens=100)
+    assert dict(audit_lines(examples))["examples over 100 tokens"] == "1 (would be truncated)"
 
 
 def test_broken_file_reports_every_bad_line(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from textual.app import ComposeResult
 from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Input, Label, Select, SelectionList, Static, Switch
+from tunewise.advisor.tui.widgets.checklist import Checklist
 from tunewise.plugins.types import Question
 
 
@@ -133,7 +134,7 @@ class QuestionField(Widget):
                           id="input")
         if q.type == "multi":
             chosen = set(value or ())
-            return SelectionList[str](*((c, c, c in chosen) for c in q.choices), id="input")
+            return Checklist[str](*((c, c, c in chosen) for c in q.choices), id="input")
         # With a checker, numbers are typed freely ("500M", "2e9") and the checker parses them.
         kind = "text" if self.check else {"int": "integer", "float": "number"}.get(q.type, "text")
         placeholder = "optional: a file or folder to audit" if q.type == "path" else ""
