@@ -20,6 +20,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Footer, Header, Input, Static
 from tunewise.advisor.tui.screens.base import TunewiseScreen
+from tunewise.advisor.tui.widgets.ordered_input import OrderedInput
 
 if TYPE_CHECKING:
     from tunewise.advisor.tryout import Reply, TryOut
@@ -70,7 +71,7 @@ class TryItScreen(TunewiseScreen):
         yield Header()
         with Vertical(id="try-it"):
             yield Static(Text(f"Loading the run in {self.run_dir} …"), id="try-head")
-            yield Input(placeholder="Type a prompt and press Enter (a new prompt replaces the answer being written)",
+            yield OrderedInput(placeholder="Type a prompt and press Enter (a new prompt replaces the answer being written)",
                         id="try-prompt")
             with Horizontal(id="try-panes"):
                 for which in SIDES:

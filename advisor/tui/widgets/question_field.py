@@ -17,6 +17,7 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Input, Label, Select, SelectionList, Static, Switch
 from tunewise.advisor.tui.widgets.checklist import Checklist
+from tunewise.advisor.tui.widgets.ordered_input import OrderedInput
 from tunewise.plugins.types import Question
 
 
@@ -138,7 +139,8 @@ class QuestionField(Widget):
         # With a checker, numbers are typed freely ("500M", "2e9") and the checker parses them.
         kind = "text" if self.check else {"int": "integer", "float": "number"}.get(q.type, "text")
         placeholder = "optional: a file or folder to audit" if q.type == "path" else ""
-        return Input(value=show_input(value), type=kind, placeholder=placeholder, id="input")  # type: ignore[arg-type]
+        return OrderedInput(value=show_input(value), type=kind, placeholder=placeholder,  # type: ignore[arg-type]
+                            id="input")
 
     def raw_value(self) -> Any:
         widget = self.query_one("#input")
