@@ -242,17 +242,7 @@ class TunewiseApp(App[int]):
             self.pop_screen()
 
     def action_help(self) -> None:
-        from tunewise.advisor.tui.screens.dialogs import MessageDialog
+        from tunewise.advisor.tui.screens.keys_help import KeysHelp
 
-        self.push_screen(MessageDialog("Keys", HELP_TEXT))
-
-
-HELP_TEXT = """\
-Every screen lists its keys in the footer; the mouse works too.
-tab / shift+tab   move between fields          escape   back (answers are kept)
-ctrl+n            next interview topic         ctrl+r   recommendations now
-ctrl+s            save answers or plan         ctrl+q   quit (runs keep going)
-On the recommendations: ↑/↓ choose a method, enter plans it.
-On a run: c cancels (checkpoint first), r resumes, v shows the results, t tries it.
-Try it: type a prompt; the base and the result answer side by side.
-`tunewise --run DIR` follows or resumes a run later; `tunewise --answers FILE` reopens answers."""
+        if not isinstance(self.screen, KeysHelp):  # F1 again closes it (its own binding), never stacks
+            self.push_screen(KeysHelp())
