@@ -56,3 +56,29 @@ async def test_f1_at_80x24_shows_whole_entries_and_closes(tmp_path: Path) -> Non
         assert shown >= 12, text
         await pilot.press("f1")
         await wait_until(pilot, lambda: not isinstance(app.screen, KeysHelp), "the key list to close")
+
+
+@async_test
+async def test_every_screens_footer_fits_80_columns(tmp_path: Path) -> None:
+    """Each screen's shown keys plus the app's fit one 80-column footer (Textual cuts the rest off)."""
+    import importlib
+
+    app = TunewiseApp(decisions_dir=tmp_path / "decisions", workdir=tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        app_keys = [b for b in app.BINDINGS if isinstance(b, Binding) and b.show]
+        widths = {}
+        for title, module, name in SCREENS[1:]:
+            try:
+                cls = getattr(importlib.import_module(module), name)
+            except (ImportError, AttributeError):
+                continue
+            own = [b for b in cls.__dict__.get("BINDINGS", []) if isinstance(b, Binding) and b.show]
+            entries = [f"{app.get_key_display(b)} {b.description}" for b in own + app_keys]
+            widths[title] = 1 + sum(len(e) for e in entries) + 2 * (len(entries) - 1)
+        assert widths and all(w <= 80 for w in widths.values()), widths
+        # and the real footer shows the last key whole (the interview had "f1 H" cut off)
+        await pilot.press("n")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "InterviewScreen", "the interview")
+        await pilot.pause()
+        assert screen_text(app).splitlines()[-1].rstrip().endswith("f1 Help")

@@ -24,6 +24,9 @@ class TunewiseApp(App[int]):
 
     CSS_PATH = "app.tcss"
     TITLE = "tunewise"
+    # Textual's command palette offers nothing tunewise's keys do not, and its footer entry pushed
+    # "f1 Help" off an 80-column footer.
+    ENABLE_COMMAND_PALETTE = False
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+q", "quit", "Quit", priority=True),
         Binding("f1", "help", "Help"),
