@@ -7,7 +7,7 @@ from pathlib import Path
 from textual import events
 from textual.app import App, ComposeResult
 from textual.widgets import Input
-from tui_support import async_test, wait_until
+from tui_support import async_test, screen_text, wait_until
 from tunewise.advisor.tui.app import TunewiseApp
 from tunewise.advisor.tui.screens.plan import PlanScreen
 from tunewise.advisor.tui.widgets.ordered_input import OrderedInput
@@ -66,3 +66,33 @@ async def test_the_plan_screens_validated_data_field_keeps_every_key(tmp_path: P
             _burst(app, TYPED)
             await wait_until(pilot, lambda: box.value == EXPECTED and field.error is None,
                              "the typed path with no error", timeout=30)
+
+
+@async_test
+async def test_a_long_validation_message_wraps_instead_of_being_cut() -> None:
+    from tunewise.advisor.tui.widgets.question_field import QuestionField
+    from tunewise.plugins.types import Question
+
+    message = ("'wisdom' is not one of task, knowledge, style, safety, preference, latency, cost, privacy, "
+               "compliance, multilingual")
+
+    def refuse(question: Question, raw: object) -> object:
+        raise ValueError(message)
+
+    import tunewise.advisor.tui.app as app_module
+
+    class _Form(App[None]):
+        CSS_PATH = str(Path(app_module.__file__).with_name("app.tcss"))  # the app's own styles
+
+        def compose(self) -> ComposeResult:
+            yield QuestionField(Question(id="goals", text="What should improve?", type="text"), check=refuse)
+
+    app = _Form()
+    async with app.run_test(size=(80, 24)) as pilot:
+        field = app.query_one(QuestionField)
+        field.query_one(Input).focus()
+        await pilot.press("w")
+        await wait_until(pilot, lambda: field.error == message, "the validation message")
+        await pilot.pause()
+        flat = " ".join(screen_text(app).split())
+        assert "compliance, multilingual" in flat, flat
