@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "estimate": "quote one method: FLOPs, GPU-hours, wall time, dollars, memory",
     "audit": "check a data file or folder: shape, rows, tokens, duplicates, problems",
     "probe": "train a few real steps here and calibrate quotes for this hardware",
+    "pilot": "run the top candidates on a sample of your data, measure them on one held-out split, re-rank",
     "plan": "write a plan sized from the data audit, the model and the hardware (commented YAML)",
     "run": "run a plan file end to end: evaluate, train, evaluate, save, report",
     "chat": "try a finished run: its result (and with --compare its base) answers your prompts",

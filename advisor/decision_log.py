@@ -2,8 +2,8 @@
 
 Every consultation gets one JSON-lines file in ``<data dir>/decisions/`` (the data dir is
 ``$TUNEWISE_DATA_DIR`` or platformdirs' ``user_data_dir("tunewise")``). Each line is one record
-``{"kind", "time", "consultation", ...}`` with kind ``answers``, ``ranking``, ``plan``, ``run`` or
-``note``. Records are appended and flushed one by one (and fsynced), so a crash loses at most the
+``{"kind", "time", "consultation", ...}`` with kind ``answers``, ``audit``, ``ranking``, ``plan``,
+``pilot``, ``run`` or ``note``. Records are appended and flushed one by one (and fsynced), so a crash loses at most the
 record being written and a reader never sees a half-written file other than a torn last line,
 which :func:`read_decisions` skips.
 """
@@ -23,7 +23,7 @@ from tunewise.plugins.redaction import redact, redact_data
 from tunewise.plugins.types import to_jsonable
 
 DATA_DIR_ENV = "TUNEWISE_DATA_DIR"
-RECORD_KINDS = ("answers", "audit", "ranking", "plan", "run", "note")
+RECORD_KINDS = ("answers", "audit", "ranking", "plan", "pilot", "run", "note")
 
 
 def data_dir() -> Path:
@@ -68,6 +68,12 @@ class DecisionLog:
             os.fsync(stream.fileno())
         self.kinds_written.append(kind)
         return entry
+
+    def record_pilot(self, pilot: Any) -> dict[str, Any]:
+        """Record a pilot (:class:`tunewise.advisor.pilot.PilotResult`): candidates and their plans, the
+        shared held-out ids, what each run measured, the head-to-heads, the order before and after with
+        the rule that moved it, and how long it took."""
+        return self.record("pilot", pilot.to_dict() if hasattr(pilot, "to_dict") else dict(pilot))
 
 
 def read_decisions(path: Path) -> list[dict[str, Any]]:
