@@ -844,7 +844,6 @@ def run_pilot(profile: Profile, ranking: Ranking, *, methods: Sequence[str] | No
 
     tell(PilotProgress("sampling the data", message=str(data)))
     sample = draw_sample(str(data), out / "sample", rag=any(r.method == "rag" for r in chosen))
-    share = minutes / len(chosen)
     candidates: list[Candidate] = []
     measurements: list[Measurement] = []
     price = find_hardware("cpu").usd_per_hour_high
@@ -857,6 +856,9 @@ def run_pilot(profile: Profile, ranking: Ranking, *, methods: Sequence[str] | No
             candidates.append(candidate)
             measurements.append(Measurement(rec.method, "not_run", "the pilot was cancelled first"))
             continue
+        # Time a candidate left unused goes to the ones after it; each keeps at least a quarter of an even share.
+        spent = (time.monotonic() - started) / 60
+        share = max((minutes - spent) / (len(chosen) - index + 1), minutes / len(chosen) / 4)
         tell(PilotProgress("writing its plan", rec.method, index, len(chosen)))
         accepted = COMPARABLE_SHAPES.get(rec.method)
         try:
@@ -896,5 +898,10 @@ def run_pilot(profile: Profile, ranking: Ranking, *, methods: Sequence[str] | No
 
 
 def default_out(workdir: Path) -> Path:
-    """``runs/pilot-<UTC time>`` under ``workdir`` (a new folder for every pilot)."""
-    return workdir / "runs" / ("pilot-" + time.strftime("%Y%m%d-%H%M%S", time.gmtime()))
+    """``runs/pilot-<UTC time>`` under ``workdir`` (``-2``, ``-3`` … when taken: a new folder for every pilot)."""
+    base = workdir / "runs" / ("pilot-" + time.strftime("%Y%m%d-%H%M%S", time.gmtime()))
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate

@@ -1,10 +1,14 @@
 """Recommendations: every registered method ranked with its quote; reasons, blockers and assumptions below.
 
-The best method is first and highlighted, but any row can be planned: the user decides.
+The best method is first and highlighted, but any row can be planned: the user decides. ``p`` pilots
+the top two (:mod:`tunewise.advisor.pilot`) in a worker: each runs on a sample of the user's data,
+the measured figures appear beside the quotes and the rows take the re-ranked order, with what changed.
 """
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.console import Group
@@ -17,6 +21,9 @@ from textual.widgets import DataTable, Footer, Header, Static
 from tunewise.advisor.tui.screens.base import TunewiseScreen
 
 COLUMNS = ("method", "fit", "GPU-h", "wall", "cost $", "peak mem", "fits")
+PILOT_COLUMN = "pilot (measured here)"
+PILOT_MINUTES = 10.0
+"""The app's pilot budget for both candidates together (``tunewise pilot --minutes`` chooses another)."""
 
 
 def compact(value: float) -> str:
@@ -144,6 +151,42 @@ def detail_renderable(rec: Any, summary: str = "") -> Group:
     return Group(*parts)
 
 
+def pilot_cell(measurement: Any) -> Text:
+    """The pilot column: the measured figure (or why none), wall time and cost."""
+    if measurement is None:
+        return Text("")
+    if not measurement.measured:
+        return Text(measurement.status.replace("_", " "), style="red" if measurement.status == "failed" else "yellow")
+    style = {"better": "green", "worse": "red"}.get(measurement.verdict or "", "")
+    interval = measurement.after_interval
+    figure = f"{measurement.metric_name} {measurement.after:.2f}"
+    if interval is not None:
+        figure += f" [{interval[0]:.2f},{interval[1]:.2f}]"
+    return Text(f"{figure} · {measurement.wall_s:.0f}s · ${measurement.usd:.2f}", style=style)
+
+
+def pilot_renderable(pilot: Any, method: str) -> Group | str:
+    """One candidate's pilot evidence for the detail pane (empty when it was not piloted)."""
+    measurement = pilot.measurement(method) if pilot is not None else None
+    if measurement is None:
+        return ""
+    candidate = next((c for c in pilot.candidates if c.method == method), None)
+    figures = {"measured": measurement.figure(), "time": f"{measurement.wall_s:.0f} s here"
+               + (f" on {measurement.device}" if measurement.device else ""), "cost": f"${measurement.usd:.2f}"}
+    if measurement.before is not None and measurement.after is not None:
+        figures["vs its base"] = f"{measurement.before:.2f} → {measurement.after:.2f}" + (
+            f" ({measurement.verdict.replace('_', ' ')})" if measurement.verdict else "")
+    if pilot.sample is not None:
+        figures["sample"] = (f"{pilot.sample.rows} of {pilot.sample.total_rows} rows; {len(pilot.sample.held_ids)} "
+                             "held out, the same for every candidate")
+    parts: list[Any] = [Text(""), _heading("Pilot"), _pairs(figures)]
+    if measurement.sentence:
+        parts.append(_items([measurement.sentence]))
+    if candidate is not None and candidate.notes:
+        parts += [_items(candidate.notes, "dim")]
+    return Group(*parts)
+
+
 def combinations_renderable(combine: Any) -> Group | str:
     if not combine:
         return ""
@@ -154,19 +197,29 @@ def combinations_renderable(combine: Any) -> Group | str:
 class RecommendationsScreen(TunewiseScreen):
     """The ranking table and the highlighted method's details; Enter plans the highlighted method."""
 
+    DEFAULT_CSS = """
+    #reco-pilot { padding: 0 1; height: auto; max-height: 8; color: $text; }
+    """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "plan", "Plan this method", priority=True),
+        Binding("p", "pilot", "Pilot top 2", tooltip="pilot the top two on a sample of your data"),
+        Binding("x", "stop_pilot", "Stop pilot"),
         Binding("escape", "back", "Back"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.ranking: Any = None
+        self.rows: list[Any] = []
+        """The recommendations in the order shown (the ranking's, or the pilot's re-rank)."""
+        self.pilot: Any = None
+        self.pilot_cancel: threading.Event | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("ranking every method for your answers …", id="reco-status")
         yield DataTable(id="reco-table", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="reco-pilot", markup=False)
         with VerticalScroll(id="reco-detail"):
             yield Static("", id="reco-detail-text")
             yield Static("", id="reco-combine")
@@ -174,6 +227,7 @@ class RecommendationsScreen(TunewiseScreen):
 
     def on_mount(self) -> None:
         self.sub_title = "recommendations"
+        self.query_one("#reco-pilot", Static).display = False
         table = self.query_one(DataTable)
         table.add_columns(*COLUMNS)
         consultation = self.tw.consultation
@@ -189,33 +243,43 @@ class RecommendationsScreen(TunewiseScreen):
         status = (f"[b]Recommendations, best first[/b] · {ranking.hardware.name} ×{profile.hardware.gpus} · "
                   f"budget ${profile.budget.usd:,.0f} / {profile.budget.days:g} days")
         self.query_one("#reco-status", Static).update(status)
-        table = self.query_one(DataTable)
-        table.clear()
-        for index, rec in enumerate(ranking.recommendations):
-            table.add_row(*table_row(rec, best=index == 0), key=rec.method)
+        self.rows = list(ranking.recommendations)
+        self._fill_table()
         self.query_one("#reco-combine", Static).update(combinations_renderable(ranking.combine))
         if ranking.problems:
             self.notify("\n".join(ranking.problems), title="some methods could not be assessed",
                         severity="warning", markup=False)
+        table = self.query_one(DataTable)
         table.move_cursor(row=0)
         table.focus()
-        self._detail(ranking.recommendations[0])
+        self._detail(self.rows[0])
+
+    def _fill_table(self) -> None:
+        table = self.query_one(DataTable)
+        table.clear()
+        for index, rec in enumerate(self.rows):
+            cells = table_row(rec, best=index == 0)
+            if self.pilot is not None:
+                cells.append(pilot_cell(self.pilot.measurement(rec.method)))
+            table.add_row(*cells, key=rec.method)
 
     def _detail(self, rec: Any) -> None:
         from tunewise.plugins.manager import get_host
 
         cls = get_host().methods.get(rec.method)
         summary = str(getattr(cls, "summary", "")) if cls is not None else ""
-        self.query_one("#reco-detail-text", Static).update(detail_renderable(rec, summary))
+        detail = detail_renderable(rec, summary)
+        evidence = pilot_renderable(self.pilot, rec.method)
+        self.query_one("#reco-detail-text", Static).update(Group(evidence, detail) if evidence else detail)
         self.query_one("#reco-detail", VerticalScroll).scroll_home(animate=False)
 
     def _highlighted(self) -> Any:
         if self.ranking is None:
             return None
         table = self.query_one(DataTable)
-        if not 0 <= table.cursor_row < len(self.ranking.recommendations):
+        if not 0 <= table.cursor_row < len(self.rows):
             return None
-        return self.ranking.recommendations[table.cursor_row]
+        return self.rows[table.cursor_row]
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         rec = self._highlighted()
@@ -230,6 +294,87 @@ class RecommendationsScreen(TunewiseScreen):
         assert consultation is not None
         consultation.choose(rec.method)
         self.tw.show_plan(rec.method)
+
+    # -- pilot ---------------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """``x`` only while a pilot runs, ``p`` only while none does (the footer shows the one that applies)."""
+        running = self.pilot_cancel is not None
+        if action == "stop_pilot":
+            return running
+        if action == "pilot":
+            return not running
+        return True
+
+    def action_pilot(self) -> None:
+        """Pilot the top two runnable methods on a sample of the data, in a worker (the app stays usable)."""
+        consultation = self.tw.consultation
+        if self.ranking is None or consultation is None:
+            self.notify("The ranking is not ready yet.", severity="warning")
+            return
+        if self.pilot_cancel is not None:
+            return
+        from tunewise.advisor.pilot import default_out
+
+        cancel = threading.Event()
+        self.pilot_cancel = cancel
+        self.refresh_bindings()
+        ranking, profile = self.ranking, consultation.advised_profile()
+        out = default_out(Path(self.tw.workdir))
+        self._pilot_status(f"pilot: starting in {out} …")
+
+        def work() -> Any:
+            from tunewise.advisor.pilot import run_pilot
+
+            def progress(update: Any) -> None:
+                if not cancel.is_set():
+                    self.app.call_from_thread(self._pilot_status, f"pilot: {update.describe()}  (x stops it)")
+
+            return run_pilot(profile, ranking, minutes=PILOT_MINUTES, out=out, progress=progress, cancel=cancel)
+
+        self.run_slow("piloting the top two", work, self._pilot_done, failed=self._pilot_failed)
+
+    def action_stop_pilot(self) -> None:
+        if self.pilot_cancel is not None:
+            self.pilot_cancel.set()
+            self._pilot_status("pilot: stopping (each run checkpoints and ends) …")
+
+    def _pilot_status(self, text: str) -> None:
+        status = self.query_one("#reco-pilot", Static)
+        status.display = True
+        status.update(text)
+
+    def _pilot_done(self, result: Any) -> None:
+        self.pilot_cancel = None
+        self.refresh_bindings()
+        self.pilot = result
+        consultation = self.tw.consultation
+        if consultation is not None:
+            consultation.log.record_pilot(result)
+        by_method = {rec.method: rec for rec in self.rows}
+        slots = sorted(self.rows.index(by_method[m]) for m in result.order_after if m in by_method)
+        rows = list(self.rows)
+        for slot, method in zip(slots, result.order_after, strict=False):
+            rows[slot] = by_method[method]
+        self.rows = rows
+        table = self.query_one(DataTable)
+        if PILOT_COLUMN not in [str(c.label) for c in table.columns.values()]:
+            table.add_column(PILOT_COLUMN)
+        self._fill_table()
+        table.move_cursor(row=0)
+        self._detail(self.rows[0])
+        head = "Pilot cancelled" if result.cancelled else "Pilot"
+        self._pilot_status(f"{head} ({result.wall_s:.0f} s; {result.out_dir}):\n"
+                           + "\n".join(f"• {line}" for line in result.changes))
+
+    def _pilot_failed(self, error: BaseException) -> None:
+        self.pilot_cancel = None
+        self.refresh_bindings()
+        self._pilot_status(f"pilot failed: {error}")
+
+    def on_unmount(self) -> None:
+        if self.pilot_cancel is not None:  # leaving the screen stops the pilot's runs too
+            self.pilot_cancel.set()
 
     def action_back(self) -> None:
         self.app.pop_screen()

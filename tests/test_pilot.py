@@ -1,0 +1,168 @@
+"""``tunewise pilot``: real runs of two methods on one shared held-out split, the re-rank rule, bad inputs."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from support import REPO, run_cli
+from tunewise.advisor.pilot import (
+    Measurement,
+    PilotError,
+    check_minutes,
+    draw_sample,
+    explain,
+    head_to_heads,
+    rerank,
+)
+
+INTENTS = REPO / "examples" / "data" / "support_intents.jsonl"
+
+
+def write_answers(folder: Path, *, rows: int = 24, model: Path | None = None) -> Path:
+    """Answers for routing messages on the first ``rows`` example intents, on this CPU."""
+    data = folder / "intents.jsonl"
+    data.write_text("".join(INTENTS.read_text(encoding="utf-8").splitlines(keepends=True)[:rows]), encoding="utf-8")
+    answers = folder / "answers.yaml"
+    answers.write_text(
+        "use_case: route support messages\ngoals: [task]\n"
+        f"data: {{path: {data}}}\n"
+        f"model: {{name: {json.dumps(str(model)) if model else 'null'}, params_b: 0.135}}\n"
+        "hardware: {gpu: cpu, gpus: 1}\nbudget: {usd: 10, days: 1}\n", encoding="utf-8")
+    return answers
+
+
+def expected_order(result: dict) -> list[str]:
+    """The stated rule, re-implemented from the pilot's JSON (not from its code)."""
+    measured = {m["method"]: m for m in result["measurements"]}
+    rank = {"better": 0, "not_better": 1, None: 1, "worse": 2}
+
+    def key(method: str) -> tuple[int, int, int, int]:
+        m = measured[method]
+        ok = m["status"] == "completed" and m["after"] is not None
+        wins = sum(1 for d in result["head_to_head"] if d["winner"] == method)
+        losses = sum(1 for d in result["head_to_head"]
+                     if d["winner"] not in (None, method) and method in (d["first"], d["second"]))
+        return (0 if ok else 1, rank[m["verdict"]] if ok else 1, losses - wins,
+                result["order_before"].index(method))
+
+    return sorted(result["order_before"], key=key)
+
+
+def test_pilot_of_two_methods_on_a_tiny_model(tmp_path: Path, tiny_model_dir: Path) -> None:
+    answers = write_answers(tmp_path)
+    data_dir = tmp_path / "user-data"
+    out = tmp_path / "pilot"
+    proc = run_cli("pilot", "--answers", str(answers), "--methods", "lora,in_context", "--minutes", "4",
+                   "--model", str(tiny_model_dir), "--out", str(out), "--format", "json",
+                   env={"TUNEWISE_DATA_DIR": str(data_dir)})
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert [c["method"] for c in result["candidates"]] == ["lora", "in_context"]
+    held = result["sample"]["held_out_ids"]
+    assert held and all(h.startswith(str(tmp_path / "intents.jsonl") + ":") for h in held)
+    for m in result["measurements"]:
+        # both measured, on exactly the shared held-out rows of the user's file
+        assert m["status"] == "completed", m
+        assert sorted(m["example_ids"]) == sorted(held), m["method"]
+        assert m["metric"] == "accuracy" and 0.0 <= m["after"] <= 1.0
+        assert m["wall_s"] > 0 and m["after_interval_95"] is not None
+    [duel] = result["head_to_head"]
+    assert duel["examples"] == len(held) and {duel["first"], duel["second"]} == {"lora", "in_context"}
+    assert result["order_after"] == expected_order(result)
+    assert result["changes"] and f"the same {len(held)} held-out" in result["changes"][0]
+    # each plan is a real plan file, the run folders hold the runs' own evidence
+    for c in result["candidates"]:
+        assert Path(c["plan"]).is_file() and (Path(c["run_dir"]) / "events.jsonl").is_file()
+    assert "eval_data:" in (out / "in_context.plan.yaml").read_text()
+    # the decision log records the pilot
+    [log] = list((data_dir / "decisions").glob("*.jsonl"))
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    pilot = next(r for r in records if r["kind"] == "pilot")
+    assert pilot["order_after"] == result["order_after"] and pilot["sample"]["held_out_ids"] == held
+    assert pilot["rule"] and len(pilot["measurements"]) == 2 and pilot["candidates"][0]["plan"]
+
+
+def _measured(method: str, scores: dict[str, float], verdict: str | None = "not_better") -> Measurement:
+    after = sum(scores.values()) / len(scores)
+    return Measurement(method, "completed", metric="accuracy", metric_name="accuracy", before=0.1, after=after,
+                       after_interval=(after - 0.1, after + 0.1), verdict=verdict, examples=len(scores),
+                       wall_s=12.0, scores=scores, sentence=f"{method}: own bake-off {verdict}")
+
+
+def test_rerank_rule_on_fixed_measurements() -> None:
+    ids = [f"d.jsonl:{i}" for i in range(1, 31)]
+    titles = {"in_context": "In-context", "lora": "LoRA", "rag": "RAG"}
+    weak = _measured("in_context", {k: float(i % 3 == 0) for i, k in enumerate(ids)})  # 10 of 30 right
+    strong = _measured("lora", {k: float(i % 10 != 0) for i, k in enumerate(ids)})  # 27 of 30 right
+    measurements = {"in_context": weak, "lora": strong}
+    duels = head_to_heads([weak, strong], titles, "held-out messages")
+    assert [d.winner for d in duels] == ["lora"]
+    order = rerank(["in_context", "lora"], measurements, duels)
+    assert order == ["lora", "in_context"]
+    lines = explain(["in_context", "lora"], order, measurements, duels, titles, "held-out messages")
+    assert lines[0].startswith("LoRA measured accuracy 0.90") and "on the same 30 held-out messages" in lines[0]
+    assert any(line.startswith("LoRA moves up to first (was second): it beat In-context") for line in lines)
+
+    # a clear own-verdict outranks the advisor's order; a failed candidate goes last whatever its rank
+    failed = Measurement("rag", "failed", "its data had no documents")
+    better = _measured("in_context", {k: 1.0 for k in ids[:3]}, verdict="better")
+    unclear = _measured("lora", {k: 1.0 for k in ids[3:6]})  # other ids: no head-to-head
+    measurements = {"rag": failed, "lora": unclear, "in_context": better}
+    duels = head_to_heads(list(measurements.values()), titles, "held-out messages")
+    assert duels == []
+    order = rerank(["rag", "lora", "in_context"], measurements, duels)
+    assert order == ["in_context", "lora", "rag"]
+    lines = explain(["rag", "lora", "in_context"], order, measurements, duels, titles, "held-out examples")
+    assert "RAG moves down to third (was first): its pilot failed" in lines
+
+    # no significant difference: the advisor's order stands, and the sentence says why
+    tie = _measured("lora", dict(weak.scores))
+    duels = head_to_heads([weak, tie], titles, "held-out messages")
+    assert [d.winner for d in duels] == [None]
+    assert rerank(["in_context", "lora"], {"in_context": weak, "lora": tie}, duels) == ["in_context", "lora"]
+
+
+def test_sample_is_deterministic_and_split_once(tmp_path: Path) -> None:
+    first = draw_sample(str(INTENTS), tmp_path / "a", max_rows=50)
+    second = draw_sample(str(INTENTS), tmp_path / "b", max_rows=50)
+    assert first.rows == 50 and first.total_rows == 120
+    assert first.held_ids == second.held_ids and first.train_ids == second.train_ids
+    assert not set(first.held_ids) & set(first.train_ids)
+    assert first.task == "classification" and first.main_metric == "accuracy"
+    held_file = Path(first.files["held_out"])
+    assert [first.original(f"{held_file}:{n}") for n in range(1, len(first.held_ids) + 1)] == list(first.held_ids)
+
+
+@pytest.mark.parametrize("minutes", [0, -1, math.nan, math.inf, 1e9])
+def test_minutes_out_of_range_are_refused(minutes: float) -> None:
+    with pytest.raises(PilotError, match="--minutes"):
+        check_minutes(minutes)
+
+
+def test_bad_inputs_are_named(tmp_path: Path) -> None:
+    answers = write_answers(tmp_path)
+    env = {"TUNEWISE_DATA_DIR": str(tmp_path / "data")}
+    cases = [
+        (["--methods", "lora,nosuch"], "unknown method 'nosuch'"),
+        (["--methods", "rag"], "rag does not apply to these answers: RAG needs documents"),
+        (["--methods", ","], "--methods: name at least one method"),
+        (["--minutes", "0"], "argument --minutes: must be a number > 0"),
+        (["--minutes", "nan"], "argument --minutes: must be a finite number"),
+    ]
+    for extra, message in cases:
+        proc = run_cli("pilot", "--answers", str(answers), "--out", str(tmp_path / "out"), *extra, env=env)
+        assert proc.returncode in (1, 2) and message in proc.stderr, (extra, proc.stderr)
+        assert "Traceback" not in proc.stderr
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "x").write_text("mine")
+    proc = run_cli("pilot", "--answers", str(answers), "--out", str(busy), env=env)
+    assert proc.returncode == 1 and "already exists and is not an empty folder" in proc.stderr
+    assert (busy / "x").read_text() == "mine"
+    no_data = tmp_path / "no-data.yaml"
+    no_data.write_text("use_case: x\ngoals: [task]\ndata: {labeled_examples: 100}\nhardware: {gpu: cpu}\n")
+    proc = run_cli("pilot", "--answers", str(no_data), env=env)
+    assert proc.returncode == 1 and "no data to pilot on" in proc.stderr
