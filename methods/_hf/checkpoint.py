@@ -2,8 +2,9 @@
 
 A checkpoint folder ``step-00000120`` holds ``weights.safetensors`` (trainable parameters),
 ``optimizer.safetensors`` (optimizer state by parameter name), ``rng.safetensors`` (random number
-generator states), ``state.json`` (step, history, identity, hyper-parameters) and last the marker
-``COMPLETE``. A folder without the marker (a crash mid-write leaves only ``.tmp-*`` folders, but a
+generator states), ``state.json`` (step, history, identity, hyper-parameters), when early stopping
+has kept the weights of an earlier evaluation ``best.safetensors`` (those trainable parameters, so a
+resume keeps them), and last the marker ``COMPLETE``. A folder without the marker (a crash mid-write leaves only ``.tmp-*`` folders, but a
 copied or truncated checkpoint might) is never resumed from, and neither is one whose files are
 damaged (:func:`checkpoint_problem`: a truncated safetensors file, unreadable ``state.json``); the
 store lists those in :attr:`CheckpointStore.damaged` so the run can say why it skips them. Tensors
@@ -52,6 +53,8 @@ def _save_tensors(tensors: Mapping[str, Any], path: Path) -> None:
 
 
 TENSOR_FILES = ("weights.safetensors", "optimizer.safetensors", "rng.safetensors")
+BEST_FILE = "best.safetensors"
+"""Early stopping's best weights, present when they are not the checkpoint's own (``state["best_weights"]``)."""
 
 
 def _safetensors_problem(path: Path) -> str | None:
@@ -85,6 +88,10 @@ def checkpoint_problem(path: Path) -> str | None:
         return "state.json is missing or unreadable"
     if not isinstance(state, dict) or "step" not in state:
         return "state.json has no step"
+    if state.get("best_weights"):
+        if not (path / BEST_FILE).is_file():
+            return f"{BEST_FILE} is missing"
+        return _safetensors_problem(path / BEST_FILE)
     return None
 
 
@@ -98,6 +105,8 @@ class Checkpoint:
     optimizer: dict[str, Any]
     rng: dict[str, Any]
     state: dict[str, Any]
+    best: dict[str, Any] | None = None
+    """Early stopping's best weights when they differ from ``weights`` (else None)."""
 
 
 class CheckpointStore:
@@ -134,8 +143,10 @@ class CheckpointStore:
         return done[-1][1] if done else None
 
     def save(self, step: int, weights: Mapping[str, Any], optimizer: Mapping[str, Any],
-             rng: Mapping[str, Any], state: Mapping[str, Any]) -> Path:
+             rng: Mapping[str, Any], state: Mapping[str, Any], best: Mapping[str, Any] | None = None) -> Path:
         """Write a checkpoint atomically and prune old ones; returns its folder.
+
+        ``best``: early stopping's best weights when they are not ``weights`` (written as ``best.safetensors``).
 
         Refuses, before writing anything, weights holding NaN/inf and a save that would leave less
         than ``min_free_gb`` of disk free (:mod:`~tunewise.methods._hf.guardrails`).
@@ -148,7 +159,7 @@ class CheckpointStore:
             return final
         refuse_non_finite(weights, final)
         # + 1 MB for state.json, whose loss history grows with the steps
-        check_disk_room(self.root, tensor_bytes(weights, optimizer, rng) + 1_000_000, self.min_free_gb,
+        check_disk_room(self.root, tensor_bytes(weights, optimizer, rng, best or {}) + 1_000_000, self.min_free_gb,
                         f"checkpoint step-{step:08d}")
         tmp = self.root / f".tmp-step-{step:08d}-{os.getpid()}"
         if tmp.exists():
@@ -158,8 +169,11 @@ class CheckpointStore:
             _save_tensors(weights, tmp / "weights.safetensors")
             _save_tensors(optimizer, tmp / "optimizer.safetensors")
             _save_tensors(rng, tmp / "rng.safetensors")
+            if best is not None:
+                _save_tensors(best, tmp / BEST_FILE)
             # Read back to resume: paths and names stay as they are (redaction would break the comparison).
-            _write_text(tmp / "state.json", json.dumps(seal_data({**state, "step": step}), indent=1, default=str))
+            _write_text(tmp / "state.json", json.dumps(seal_data({**state, "step": step, "best_weights": best is not None}),
+                                                       indent=1, default=str))
             _write_text(tmp / MARKER, json.dumps({"step": step}) + "\n")
             _fsync_path(tmp)
             if final.exists():  # an incomplete folder of the same step from an older crash
@@ -207,6 +221,7 @@ class CheckpointStore:
             optimizer=load_file(str(path / "optimizer.safetensors")),
             rng=load_file(str(path / "rng.safetensors")),
             state=state,
+            best=load_file(str(path / BEST_FILE)) if state.get("best_weights") else None,
         )
 
     @staticmethod

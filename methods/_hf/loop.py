@@ -9,6 +9,17 @@ order is a function of the step, so it ends with exactly the weights of an unint
 
 Host-device syncs happen only when logging (every ``logging_steps``) and before checkpoints; the
 non-finite check rides on those, and weights are never written unless the check passed.
+
+Early stopping (``early_stopping_patience``, on by default when there is a held-out split) watches
+the held-out loss of each evaluation during training and of one at the last step. The trainable
+weights of the lowest loss are kept as a CPU copy (for LoRA a few MB; for full fine-tuning one copy
+of the weights in host memory, cheaper than writing the whole model to disk at every improvement);
+a checkpoint carries them (``best.safetensors``) when they differ from its own weights, with the best
+loss, its step and the evaluations since the last improvement in :class:`LoopState`, so a resumed run
+decides exactly as an uninterrupted one. After ``patience`` evaluations without an improvement of
+``early_stopping_min_delta`` (a share of the best loss), or at the end when the last weights are worse
+than the best, the loop puts the best weights back before returning: what is evaluated and saved
+afterwards is the best evaluated step.
 """
 
 from __future__ import annotations
@@ -54,6 +65,25 @@ def total_steps(settings: TrainingSettings, steps_per_epoch: int) -> int:
     return settings.max_steps if settings.max_steps else settings.epochs * steps_per_epoch
 
 
+AUTO_EVALUATIONS = 10
+"""Held-out evaluations per run while early stopping is on and ``eval_steps`` is not set: enough for a
+patience of 3 to see a rise, few enough that the evaluations (a forward pass over the held-out split
+each) stay a small share of the training time."""
+
+
+def eval_interval(settings: TrainingSettings, total: int, steps_per_epoch: int) -> int | None:
+    """Steps between held-out evaluations during training (None: only before and after).
+
+    ``eval_steps`` when set; else, while early stopping is on, about :data:`AUTO_EVALUATIONS` per run
+    and at least one per epoch.
+    """
+    if settings.eval_steps:
+        return settings.eval_steps
+    if not settings.early_stopping_patience:
+        return None
+    return max(1, min(steps_per_epoch, math.ceil(total / AUTO_EVALUATIONS)))
+
+
 @dataclass
 class LoopState:
     """What a checkpoint carries besides tensors (JSON-ready)."""
@@ -66,15 +96,26 @@ class LoopState:
     eval_history: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     """Method data that must survive a resume (e.g. the metrics before training)."""
+    best_loss: float | None = None
+    """Early stopping: the lowest held-out loss evaluated during training so far."""
+    best_step: int | None = None
+    """The step of :attr:`best_loss` (whose weights the loop keeps)."""
+    stale_evaluations: int = 0
+    """Evaluations since the last one that improved on the best loss by ``early_stopping_min_delta``."""
 
     def to_json(self) -> dict[str, Any]:
         return {"step": self.step, "tokens_seen": self.tokens_seen, "train_seconds": self.train_seconds,
-                "history": self.history, "eval_history": self.eval_history, "extra": self.extra}
+                "history": self.history, "eval_history": self.eval_history, "extra": self.extra,
+                "best_loss": self.best_loss, "best_step": self.best_step,
+                "stale_evaluations": self.stale_evaluations}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LoopState:
+        best_loss, best_step = data.get("best_loss"), data.get("best_step")
         return cls(int(data["step"]), int(data.get("tokens_seen", 0)), float(data.get("train_seconds", 0.0)),
-                   list(data.get("history", [])), list(data.get("eval_history", [])), dict(data.get("extra", {})))
+                   list(data.get("history", [])), list(data.get("eval_history", [])), dict(data.get("extra", {})),
+                   float(best_loss) if best_loss is not None else None,
+                   int(best_step) if best_step is not None else None, int(data.get("stale_evaluations", 0)))
 
 
 @dataclass
@@ -85,6 +126,12 @@ class LoopOutcome:
     state: LoopState
     message: str = ""
     checkpoint: str | None = None
+    early_stopped: str | None = None
+    """One sentence when early stopping ended the run before its last step (status stays ``completed``):
+    the step, why, and which step's weights were kept."""
+    best_step: int | None = None
+    """The step whose weights the model holds on return when early stopping watched the run (the best
+    evaluated step, or the last step when it was best); None when it did not watch."""
 
 
 class _StopSignals:
@@ -144,6 +191,10 @@ class TrainLoop:
         self.evaluate = evaluate
         self.on_checkpoint = on_checkpoint
         self.total_steps = total_steps(settings, batches.steps_per_epoch)
+        self.eval_every = eval_interval(settings, self.total_steps, batches.steps_per_epoch)
+        self.early_stopping = bool(settings.early_stopping_patience) and evaluate is not None
+        self._best: dict[str, Any] | None = None
+        """CPU copy of the trainable weights of ``state.best_step`` (early stopping)."""
         self.warmup_steps = math.ceil(settings.warmup_ratio * self.total_steps)
         self.named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         if not self.named:
@@ -210,10 +261,13 @@ class TrainLoop:
         if not self.parallel.is_main:
             self.parallel.barrier()
             return str(self.store.root / f"step-{state.step:08d}")
+        # The best weights travel with the checkpoint unless they are this step's own.
+        best = self._best if self._best is not None and state.best_step != state.step else None
         path = self.store.save(
             state.step, weights, opt_tensors, rng,
             {"identity": self.identity, "loop": state.to_json(), "optimizer_groups": groups,
              "scaler": self.scaler.state_dict() if self.scaler else None, "total_steps": self.total_steps},
+            best=best,
         )
         self.events("checkpoint", step=state.step, path=str(path))
         if self.on_checkpoint:
@@ -246,7 +300,15 @@ class TrainLoop:
         if self.scaler and checkpoint.state.get("scaler"):
             self.scaler.load_state_dict(checkpoint.state["scaler"])
         self._restore_rng(self.parallel.own_rng(checkpoint.rng))
-        return LoopState.from_json(checkpoint.state["loop"])
+        state = LoopState.from_json(checkpoint.state["loop"])
+        self._best = None
+        if state.best_step is not None:
+            kept = checkpoint.weights if state.best_step == checkpoint.step else checkpoint.best
+            if kept is None:
+                raise ValueError(f"checkpoint {checkpoint.path} names step {state.best_step} as early stopping's "
+                                 "best but does not hold its weights")
+            self._best = {n: kept[n].detach().to("cpu", copy=True) for n, _ in self.named}
+        return state
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -266,6 +328,64 @@ class TrainLoop:
             metrics = self.evaluate()
         self.model.train()
         return metrics
+
+    # -- early stopping ------------------------------------------------------------------------
+
+    def _keep_best(self) -> None:
+        """Copy the trainable weights to the CPU (under FSDP gathered: every rank takes part)."""
+        full = self.parallel.full_tensors({n: p.detach() for n, p in self.named})
+        self._best = {n: t.to("cpu", copy=True) for n, t in full.items()}
+
+    def _put_back_best(self) -> None:
+        import torch
+
+        assert self._best is not None
+        with torch.no_grad():
+            for n, p in self.named:
+                p.copy_(self.parallel.like_param(self._best[n], p))
+
+    def _watch(self, state: LoopState, metrics: dict[str, float]) -> bool:
+        """Record one evaluation; True when the patience is used up."""
+        loss = metrics.get("loss")
+        if loss is None:
+            return False
+        loss = float(loss)
+        best = state.best_loss
+        # NaN compares False: a non-finite evaluation is never an improvement.
+        lower = self.parallel.agree(best is None or loss < best)  # every rank keeps (gathers) or none
+        counted = best is None or loss < best * (1 - self.settings.early_stopping_min_delta)
+        if lower:
+            self._keep_best()
+            state.best_loss, state.best_step = loss, state.step
+        state.stale_evaluations = 0 if counted else state.stale_evaluations + 1
+        return self.parallel.agree(state.stale_evaluations >= int(self.settings.early_stopping_patience or 0))
+
+    def _finish(self, state: LoopState, patience_used_up: bool) -> LoopOutcome:
+        """End a run early stopping watched: put the best weights back when the last ones are worse."""
+        if state.best_step is None or self._best is None:
+            return LoopOutcome("completed", state)
+        final = state.eval_history[-1].get("loss") if state.eval_history else None
+        restore = state.best_step != state.step
+        best = f"step {state.best_step} (held-out loss {state.best_loss:.4g})"
+        if restore:
+            self._put_back_best()
+        kept = f"kept the weights of {best}" if restore else f"kept these weights, the best: {best}"
+        if patience_used_up:
+            patience = int(self.settings.early_stopping_patience or 0)
+            delta = self.settings.early_stopping_min_delta
+            by = f" by {delta:.2%}" if delta else ""
+            sentence = (f"stopped early at step {state.step} of {self.total_steps}: held-out loss had not "
+                        f"improved{by} for {patience} evaluation{'s' if patience != 1 else ''}; {kept}")
+            self.events("log", level="info", message=sentence, kind="early_stopping", step=state.step,
+                        best_step=state.best_step, best_loss=state.best_loss)
+            return LoopOutcome("completed", state, sentence, early_stopped=sentence, best_step=state.best_step)
+        message = ""
+        if restore:
+            shown = f"{final:.4g}" if isinstance(final, (int, float)) else "not finite"
+            message = (f"the last step's held-out loss ({shown}) was above the best; {kept}")
+            self.events("log", level="info", message=message, kind="early_stopping", step=state.step,
+                        best_step=state.best_step, best_loss=state.best_loss)
+        return LoopOutcome("completed", state, message, best_step=state.best_step)
 
     def _progress(self, state: LoopState, lr: float, loss: float, grad_norm: float | None,
                   window_tokens: int, window_seconds: float) -> None:
@@ -295,6 +415,9 @@ class TrainLoop:
                 torch.cuda.manual_seed_all(self.settings.seed)
         self._start_step = state.step
         self._start_seconds = state.train_seconds
+        if self.settings.early_stopping_patience and self.evaluate is None and state.step < self.total_steps:
+            self.events("log", level="info", message="early stopping is off: there is no held-out split to "
+                                                     "watch (eval_fraction is 0 or the data too small)")
         model = self.model
         model.train()
         settings = self.settings
@@ -360,10 +483,14 @@ class TrainLoop:
                     window_loss.zero_()
                     window_targets = window_tokens = 0
                     window_seconds = 0.0
-                if self.evaluate and settings.eval_steps and state.step % settings.eval_steps == 0 and not last:
+                due = bool(self.eval_every) and state.step % (self.eval_every or 1) == 0 and not last
+                # Early stopping also needs the last step's loss, to keep whichever weights are best.
+                if self.evaluate and (due or (last and self.early_stopping)):
                     metrics = self._evaluate_isolated()
                     state.eval_history.append({"step": state.step, **metrics})
                     self.events("eval", phase="during", step=state.step, metrics=metrics)
+                    if self.early_stopping and self._watch(state, metrics) and not last:
+                        return self._finish(state, patience_used_up=True)
                 if wants_save:
                     path = self.save_checkpoint(state)
                     if signals.received:
@@ -374,6 +501,8 @@ class TrainLoop:
                     path = self.save_checkpoint(state)
                     return LoopOutcome("stopped", state, f"a training callback stopped the run at step {state.step}",
                                        path)
+        if self.early_stopping:
+            return self._finish(state, patience_used_up=False)
         return LoopOutcome("completed", state)
 
     def _non_finite(self, state: LoopState, loss: float, norm: float | None, lr: float) -> LoopOutcome:

@@ -1,8 +1,10 @@
 """Training settings shared by every training method: the ``training:`` section of a plan (no torch).
 
-Fields whose ``metadata`` says ``"identity": False`` do not change the trained weights (how often
-to log, save or evaluate); every other field is part of a checkpoint's identity, so a resume with a
-different value is refused unless forced.
+Fields whose ``metadata`` says ``"identity": False`` do not change what any training step computes
+(how often to log, save or evaluate; budgets and early stopping, which only decide where a run ends
+and which evaluated step's weights it keeps); every other field is part of a checkpoint's identity,
+so a resume with a different value is refused unless forced. A resume with other early-stopping
+values applies them from there on: the best loss so far and the evaluations since it carry over.
 """
 
 from __future__ import annotations
@@ -79,7 +81,24 @@ class TrainingSettings:
         default=128, metadata={"help": "longest generated answer in evaluation", "identity": False}
     )
     eval_steps: int | None = field(
-        default=None, metadata={"help": "also evaluate held-out loss every N steps (None: only before and after)", "identity": False}
+        default=None,
+        metadata={"help": "also evaluate held-out loss every N steps (None: about 10 times per run and at least "
+                          "once per epoch while early stopping is on, else only before and after)",
+                  "identity": False},
+    )
+    early_stopping_patience: int | None = field(
+        default=3,
+        metadata={"help": "stop after this many held-out evaluations in a row without improvement and keep the "
+                          "weights of the best evaluation (0 or null: off; needs a held-out split; LoRA, full "
+                          "fine-tuning and continual pretraining). When eval_steps is not set, the loss is "
+                          "evaluated about 10 times per run and at least once per epoch, and once at the end",
+                  "identity": False},
+    )
+    early_stopping_min_delta: float = field(
+        default=0.001,
+        metadata={"help": "smallest improvement that resets the patience, as a share of the best held-out loss "
+                          "so far (0.001 = 0.1%; relative, so it means the same for any loss scale); the kept "
+                          "weights are always those of the lowest loss", "identity": False},
     )
     save_steps: int = field(
         default=50, metadata={"help": "write a checkpoint every N steps (and on SIGTERM / Ctrl-C)", "identity": False}
@@ -166,6 +185,14 @@ class TrainingSettings:
                 or self.generation_examples < 0):
             out.append(("generation_examples", "must be a whole number >= 0 (or left out for every held-out "
                                                f"example), got {self.generation_examples!r}"))
+        if self.early_stopping_patience is not None and (
+                not isinstance(self.early_stopping_patience, int) or isinstance(self.early_stopping_patience, bool)
+                or self.early_stopping_patience < 0):
+            out.append(("early_stopping_patience", "must be a whole number >= 0 (0 or null: no early "
+                                                   f"stopping), got {self.early_stopping_patience!r}"))
+        if not _number(self.early_stopping_min_delta) or not 0 <= self.early_stopping_min_delta < 1:
+            out.append(("early_stopping_min_delta", "must be a number in [0, 1) (a share of the best held-out "
+                                                    f"loss), got {self.early_stopping_min_delta!r}"))
         if not _number(self.min_free_disk_gb) or self.min_free_disk_gb < 0:
             out.append(("min_free_disk_gb", f"must be a number >= 0, got {self.min_free_disk_gb!r}"))
         for name in ("max_hours", "max_usd"):
