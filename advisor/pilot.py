@@ -124,8 +124,8 @@ class PilotSample:
         path, _, line = example_id.rpartition(":")
         if not path or not line.isdigit():
             return example_id
-        for name in (path, str(Path(path).resolve())):
-            lines = self.lines.get(name)
+        by_name = {Path(k).name: v for k, v in self.lines.items()}  # a run may name its files relatively
+        for lines in (self.lines.get(path), self.lines.get(str(Path(path).resolve())), by_name.get(Path(path).name)):
             if lines is not None and 1 <= int(line) <= len(lines):
                 return lines[int(line) - 1]
         return example_id
@@ -150,11 +150,12 @@ class Candidate:
     minutes: float = 0.0
     notes: tuple[str, ...] = ()
     """How the pilot's plan differs from a full plan (fewer steps, one selection strategy …)."""
+    plan_text: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, "title": self.title, "rank": self.rank, "score": self.score,
                 "quote": dict(self.quote) if self.quote else None, "plan": self.plan_path, "run_dir": self.run_dir,
-                "minutes": self.minutes, "notes": list(self.notes)}
+                "minutes": round(self.minutes, 3), "notes": list(self.notes), "plan_text": self.plan_text}
 
 
 @dataclass(frozen=True)
@@ -301,7 +302,7 @@ def choose_candidates(ranking: Ranking, methods: Sequence[str] | None = None, co
                 chosen.append(rec)
         if not chosen:
             raise PilotError("--methods: name at least one method")
-        return chosen
+        return sorted(chosen, key=lambda r: r.rank)  # "before" is the advisor's order, whatever order they were named in
     runnable = [r for r in ranking.recommendations if not r.blockers and not r.error]
     if not runnable:
         raise PilotError("no method applies to these answers without a blocker: nothing to pilot "
@@ -498,7 +499,8 @@ def write_plan(candidate: Candidate, profile: Profile, sample: PilotSample, out:
                      reasons={TRAINING_PREFIX + k: v for k, v in reasons.items()})
     parse_plan(text, source=str(plan_path), base_dir=out.resolve())
     plan_path.write_text(redact(text), encoding="utf-8")
-    return replace(candidate, plan_path=str(plan_path), run_dir=str(run_dir), minutes=minutes, notes=tuple(notes))
+    return replace(candidate, plan_path=str(plan_path), run_dir=str(run_dir), minutes=minutes, notes=tuple(notes),
+                   plan_text=redact(text))
 
 
 # -- running ------------------------------------------------------------------------------------
@@ -531,6 +533,35 @@ def run_candidate(candidate: Candidate, out: Path, *, cancel: threading.Event | 
     with open(events_path, "wb") as stdout, open(log_path, "wb") as stderr:
         process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
                                    start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        stopped_why = _follow(process, candidate, events_path, started, limit, cancel, progress, index, count)
+    finally:  # Ctrl-C or an error here must not leave the run going in its own session
+        if process.poll() is None:
+            _stop(process)
+    process.wait()
+    wall = time.monotonic() - started
+    events = _read_events(events_path)
+    start = next((e for e in events if e.get("event") == "start"), {})
+    end = next((e for e in reversed(events) if e.get("event") == "end"), None)
+    errors = [str(e.get("message")) for e in events if e.get("event") == "error"]
+    result = end.get("result") if end and isinstance(end.get("result"), dict) else {}
+    status = str(end.get("status")) if end else "failed"
+    message = str(result.get("message") or "") or (errors[-1] if errors else "")
+    if stopped_why:
+        status = "cancelled"
+        message = f"stopped: {stopped_why}"
+    elif end is None:
+        tail = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:] \
+            if log_path.exists() else []
+        message = f"the run ended without a result (exit code {process.returncode})" + (
+            f": {tail[0][:300]}" if tail else "")
+    return {"status": status, "result": result, "wall_s": float(end.get("wall_s") or wall) if end else wall,
+            "device": str(start.get("device") or ""), "message": message}
+
+
+def _follow(process: subprocess.Popen[bytes], candidate: Candidate, events_path: Path, started: float,
+            limit: float, cancel: threading.Event | None, progress: Progress | None, index: int, count: int) -> str:
+    """Wait for the run, reporting its progress; stop it when cancelled or over ``limit`` s (returns why)."""
     stopped_why = ""
     seen = 0
     start: dict[str, Any] = {}
@@ -553,25 +584,7 @@ def run_candidate(candidate: Candidate, out: Path, *, cancel: threading.Event | 
         if stopped_why:
             _stop(process)
             break
-    process.wait()
-    wall = time.monotonic() - started
-    events = _read_events(events_path)
-    start = next((e for e in events if e.get("event") == "start"), start)
-    end = next((e for e in reversed(events) if e.get("event") == "end"), None)
-    errors = [str(e.get("message")) for e in events if e.get("event") == "error"]
-    result = end.get("result") if end and isinstance(end.get("result"), dict) else {}
-    status = str(end.get("status")) if end else "failed"
-    message = str(result.get("message") or "") or (errors[-1] if errors else "")
-    if stopped_why:
-        status = "cancelled"
-        message = f"stopped: {stopped_why}"
-    elif end is None:
-        tail = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:] \
-            if log_path.exists() else []
-        message = f"the run ended without a result (exit code {process.returncode})" + (
-            f": {tail[0][:300]}" if tail else "")
-    return {"status": status, "result": result, "wall_s": float(end.get("wall_s") or wall) if end else wall,
-            "device": str(start.get("device") or ""), "message": message}
+    return stopped_why
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

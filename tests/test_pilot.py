@@ -60,7 +60,10 @@ def test_pilot_of_two_methods_on_a_tiny_model(tmp_path: Path, tiny_model_dir: Pa
                    env={"TUNEWISE_DATA_DIR": str(data_dir)})
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
-    assert [c["method"] for c in result["candidates"]] == ["lora", "in_context"]
+    # the advisor's order, whatever order --methods named them in
+    assert sorted(c["method"] for c in result["candidates"]) == ["in_context", "lora"]
+    ranks = [c["rank"] for c in result["candidates"]]
+    assert ranks == sorted(ranks) and [c["method"] for c in result["candidates"]] == result["order_before"]
     held = result["sample"]["held_out_ids"]
     assert held and all(h.startswith(str(tmp_path / "intents.jsonl") + ":") for h in held)
     for m in result["measurements"]:
@@ -82,7 +85,8 @@ def test_pilot_of_two_methods_on_a_tiny_model(tmp_path: Path, tiny_model_dir: Pa
     records = [json.loads(line) for line in log.read_text().splitlines()]
     pilot = next(r for r in records if r["kind"] == "pilot")
     assert pilot["order_after"] == result["order_after"] and pilot["sample"]["held_out_ids"] == held
-    assert pilot["rule"] and len(pilot["measurements"]) == 2 and pilot["candidates"][0]["plan"]
+    assert pilot["rule"] and len(pilot["measurements"]) == 2
+    assert pilot["candidates"][0]["plan_text"] == Path(pilot["candidates"][0]["plan"]).read_text()
 
 
 def _measured(method: str, scores: dict[str, float], verdict: str | None = "not_better") -> Measurement:
