@@ -1,9 +1,11 @@
-"""Write preferences.jsonl and rlhf_prompts.jsonl: small RLHF / DPO example data (run from anywhere).
+"""Write preferences.jsonl, rlhf_prompts.jsonl and rlhf_eval_prompts.jsonl: small RLHF / DPO example data (run from anywhere).
 
 The judged property is learnable on purpose: the preferred answer is short, polite and to the
 point; the rejected one says the same thing either rudely or buried in rambling. Each of the 80
 questions gets one pair against a rude answer and one against a rambling one (160 pairs). The
-policy prompts are 40 further questions of the same kind (no answers: the policy writes them).
+policy prompts are 40 further questions of the same kind (no answers: the policy writes them), and the
+held-out prompts 60 more that no stage trains on: the bake-off answers them with the base and the tuned
+policy (60 prompts give a win-rate interval of about ±0.12).
 
     python examples/data/make_preferences.py
 """
@@ -185,6 +187,31 @@ POLICY_QUESTIONS = [
     "How do I deal with a noisy neighbour?", "How do I keep my keys from getting lost?", "What is the speed of light?",
 ]
 
+EVAL_QUESTIONS = [
+    "How do I defrost a freezer quickly?", "What is a good way to start journaling?", "How do I clean a microwave?",
+    "How can I stop procrastinating on chores?", "How do I keep mint growing on a windowsill?",
+    "What is the difference between a loan and a lease?", "How do I get a stain out of a white shirt?",
+    "How long should I rest meat after cooking?", "How can I sleep well on a plane?", "How do I polish silver?",
+    "What is a healthy snack for work?", "How do I stop a squeaky floorboard?", "How do I choose a good avocado?",
+    "What is the freezing point of water in Fahrenheit?", "How do I make my phone charge faster?", "How can I be more patient?",
+    "How do I clean a yoga mat?", "What is a mortgage?", "How do I keep a cutting board from slipping?",
+    "How do I warm up before a run?", "How can I keep my desk tidy?", "How do I remove rust from a knife?",
+    "What is the largest ocean on Earth?", "How do I thank a colleague for their help?", "How do I cook quinoa?",
+    "How can I reduce noise in my bedroom?", "How do I wash a wool sweater?", "What is a good way to learn chess?",
+    "How do I keep potatoes from sprouting?", "How do I back up my phone photos?", "Why do dogs wag their tails?",
+    "How do I clean a kettle?", "How do I stay focused while studying?", "What is the main gas in the air we breathe?",
+    "How do I prepare for a job interview over video?", "How do I keep ice cream soft in the freezer?",
+    "How do I fix a dripping tap?", "How can I keep a room cool without air conditioning?", "How do I wrap a gift neatly?",
+    "What is a pension?", "How do I get my toddler to eat vegetables?", "How do I clean a computer keyboard?",
+    "How long does it take to hard boil an egg?", "How do I stop my shoes from smelling?",
+    "What is the difference between baking soda and baking powder?", "How do I remember where I parked?",
+    "How do I care for a succulent?", "How do I write a thank-you card?", "How can I drink more water each day?",
+    "How do I keep lettuce crisp?", "How do I start running as a beginner?", "How do I stop a zipper from sticking?",
+    "What is photosynthesis in one sentence?", "How do I clean grout?", "How do I calm down before an exam?",
+    "How do I keep my cat off the kitchen counter?", "How do I reheat pizza so it stays crisp?",
+    "What does a firewall do?", "How do I organise my email inbox?", "How do I season a salad without oil?",
+]
+
 RUDE_OPENERS = ["Seriously? Everyone knows this.", "Ugh, fine.", "Why are you even asking me this?",
                 "Wow, that's a lazy question.", "Do I have to spell everything out?", "Come on, really?"]
 RUDE_CLOSERS = ["Figure out the rest yourself.", "Don't ask me again.", "Next time, just search for it.",
@@ -228,7 +255,10 @@ def main() -> None:
     with open(HERE / "rlhf_prompts.jsonl", "w", encoding="utf-8") as fh:
         for question in POLICY_QUESTIONS:
             fh.write(json.dumps({"prompt": question}, ensure_ascii=False) + "\n")
-    print(f"{len(rows)} pairs, {len(POLICY_QUESTIONS)} policy prompts")
+    with open(HERE / "rlhf_eval_prompts.jsonl", "w", encoding="utf-8") as fh:
+        for question in EVAL_QUESTIONS:
+            fh.write(json.dumps({"prompt": question}, ensure_ascii=False) + "\n")
+    print(f"{len(rows)} pairs, {len(POLICY_QUESTIONS)} policy prompts, {len(EVAL_QUESTIONS)} held-out prompts")
 
 
 if __name__ == "__main__":
