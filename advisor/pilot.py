@@ -773,25 +773,38 @@ def rerank(order: Sequence[str], measurements: Mapping[str, Measurement], duels:
 
 def explain(before: Sequence[str], after: Sequence[str], measurements: Mapping[str, Measurement],
             duels: Sequence[HeadToHead], titles: Mapping[str, str], unit: str) -> list[str]:
-    """Sentences on what the pilot measured and what changed in the order."""
+    """Sentences on what changed in the order and why, most important first: the order, the head-to-heads,
+    other moves, metrics that cannot be compared, then each candidate's own bake-off (or failure)."""
     lines = []
 
     def name(method: str) -> str:
         return titles.get(method, method)
 
+    def move(method: str) -> str:
+        old, new = before.index(method), after.index(method)
+        return f"moves {'up' if new < old else 'down'} to {_ordinal(new + 1)} (was {_ordinal(old + 1)})"
+
+    if list(before) == list(after):
+        lines.append("the advisor's order stands: the evidence does not contradict it")
+    announced: set[str] = set()
     for duel in duels:
         a, b = measurements[duel.first], measurements[duel.second]
-        where = f"on the same {duel.examples} {unit}"
-        line = f"{name(b.method)} measured {b.figure()} vs {name(a.method)} {a.figure()} {where}"
+        line = f"{name(b.method)} measured {b.figure()} vs {name(a.method)} {a.figure()} on the same " \
+               f"{duel.examples} {unit}"
         if duel.winner is None:
             line += f": no clear winner (difference interval [{_fmt(duel.interval[0])}, {_fmt(duel.interval[1])}] " \
                     "includes 0 or the sign test disagrees)"
         else:
             line += f": {name(duel.winner)} wins the head-to-head"
+            if before.index(duel.winner) != after.index(duel.winner):
+                line += f" and {move(duel.winner)}"
+                announced.add(duel.winner)
         lines.append(line)
+    for method in after:
+        if before.index(method) != after.index(method) and method not in announced:
+            lines.append(f"{name(method)} {move(method)}" + _why(method, measurements, duels, name))
     measured = [m for m in measurements.values() if m.measured]
-    metrics = {m.metric for m in measured}
-    if len(metrics) > 1:
+    if len({m.metric for m in measured}) > 1:
         lines.append("not comparable on one metric: " + ", ".join(f"{name(m.method)} reports {m.metric_name}"
                                                                   for m in measured)
                      + "; each is judged by its own bake-off against its base")
@@ -800,14 +813,6 @@ def explain(before: Sequence[str], after: Sequence[str], measurements: Mapping[s
             lines.append(m.sentence)
         elif not m.measured:
             lines.append(f"{name(m.method)}: {m.figure()}")
-    for position, method in enumerate(after):
-        old = before.index(method)
-        if old != position:
-            direction = "up" if position < old else "down"
-            lines.append(f"{name(method)} moves {direction} to {_ordinal(position + 1)} (was {_ordinal(old + 1)})"
-                         + _why(method, measurements, duels, name))
-    if list(before) == list(after):
-        lines.append("the advisor's order stands: the evidence does not contradict it")
     return lines
 
 

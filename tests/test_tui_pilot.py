@@ -58,7 +58,7 @@ async def test_pilot_the_top_two_from_the_recommendations(tmp_path: Path, tiny_m
         for index, rec in enumerate(screen.rows):
             assert str(table.get_row_at(index)[0]).strip(" ★") == rec.title
             measured = str(table.get_row_at(index)[-1])
-            assert ("accuracy" in measured) == (rec.method in runnable), (rec.method, measured)
+            assert ("acc " in measured) == (rec.method in runnable), (rec.method, measured)
         await pilot.pause()
         text = screen_text(app)
         assert "Pilot (" in text and f"same {len(result.sample.held_ids)} held-out" in text, text

@@ -21,7 +21,12 @@ from textual.widgets import DataTable, Footer, Header, Static
 from tunewise.advisor.tui.screens.base import TunewiseScreen
 
 COLUMNS = ("method", "fit", "GPU-h", "wall", "cost $", "peak mem", "fits")
-PILOT_COLUMN = "pilot (measured here)"
+PILOT_COLUMN = "pilot here"
+PILOT_COLUMNS = ("method", "fit", "wall", "cost $", PILOT_COLUMN)
+"""After a pilot: the quote's wall time and cost beside what the pilot measured (GPU-h and memory stay in
+the details), so the evidence fits 80 columns."""
+SHORT_METRICS = {"accuracy": "acc", "exact_match": "EM", "rouge_l": "ROUGE-L", "perplexity": "ppl",
+                 "citation_rate": "cited", "containment": "contains", "win_rate": "win", "loss": "loss"}
 PILOT_MINUTES = 10.0
 """The app's pilot budget for both candidates together (``tunewise pilot --minutes`` chooses another)."""
 
@@ -159,10 +164,11 @@ def pilot_cell(measurement: Any) -> Text:
         return Text(measurement.status.replace("_", " "), style="red" if measurement.status == "failed" else "yellow")
     style = {"better": "green", "worse": "red"}.get(measurement.verdict or "", "")
     interval = measurement.after_interval
-    figure = f"{measurement.metric_name} {measurement.after:.2f}"
+    figure = f"{SHORT_METRICS.get(measurement.metric, measurement.metric_name)} {measurement.after:.2f}"
     if interval is not None:
         figure += f" [{interval[0]:.2f},{interval[1]:.2f}]"
-    return Text(f"{figure} · {measurement.wall_s:.0f}s · ${measurement.usd:.2f}", style=style)
+    took = f"{measurement.wall_s:.0f}s" if measurement.wall_s < 60 else duration(measurement.wall_s / 3600)
+    return Text(f"{figure} {took} {money(measurement.usd, measurement.usd)}", style=style)
 
 
 def pilot_renderable(pilot: Any, method: str) -> Group | str:
@@ -256,11 +262,14 @@ class RecommendationsScreen(TunewiseScreen):
 
     def _fill_table(self) -> None:
         table = self.query_one(DataTable)
+        if self.pilot is not None and [str(c.label) for c in table.columns.values()] != list(PILOT_COLUMNS):
+            table.clear(columns=True)
+            table.add_columns(*PILOT_COLUMNS)
         table.clear()
         for index, rec in enumerate(self.rows):
             cells = table_row(rec, best=index == 0)
-            if self.pilot is not None:
-                cells.append(pilot_cell(self.pilot.measurement(rec.method)))
+            if self.pilot is not None:  # method, fit, the quote's wall and cost, then the measured figures
+                cells = [*(cells[i] for i in (0, 1, 3, 4)), pilot_cell(self.pilot.measurement(rec.method))]
             table.add_row(*cells, key=rec.method)
 
     def _detail(self, rec: Any) -> None:
@@ -358,13 +367,13 @@ class RecommendationsScreen(TunewiseScreen):
             rows[slot] = by_method[method]
         self.rows = rows
         table = self.query_one(DataTable)
-        if PILOT_COLUMN not in [str(c.label) for c in table.columns.values()]:
-            table.add_column(PILOT_COLUMN)
         self._fill_table()
         table.move_cursor(row=0)
         self._detail(self.rows[0])
         head = "Pilot cancelled" if result.cancelled else "Pilot"
-        self._pilot_status(f"{head} ({result.wall_s:.0f} s; {result.out_dir}):\n"
+        sample = result.sample
+        where = (f"{sample.rows} rows, the same {len(sample.held_ids)} held out for each" if sample else "")
+        self._pilot_status(f"{head} ({where}; {result.wall_s:.0f} s; {result.out_dir}):\n"
                            + "\n".join(f"• {line}" for line in result.changes))
 
     def _pilot_failed(self, error: BaseException) -> None:
