@@ -174,3 +174,33 @@ def test_bad_inputs_are_named(tmp_path: Path) -> None:
     no_data.write_text("use_case: x\ngoals: [task]\ndata: {labeled_examples: 100}\nhardware: {gpu: cpu}\n")
     proc = run_cli("pilot", "--answers", str(no_data), env=env)
     assert proc.returncode == 1 and "no data to pilot on" in proc.stderr
+
+
+def test_measure_reads_a_runs_bakeoff_and_names_a_failure(tmp_path: Path) -> None:
+    """The bake-off every run writes (RunResult.bakeoff + bakeoff.jsonl) is what the pilot reads first."""
+    from tunewise.advisor.pilot import Candidate, measure
+    from tunewise.plugins.bakeoff import bake_off
+    from tunewise.plugins.bakeoff_report import ExampleOutcome, write_bakeoff
+
+    sample = draw_sample(str(INTENTS), tmp_path / "sample", max_rows=40)
+    run_dir = tmp_path / "lora"
+    run_dir.mkdir()
+    sample_file = Path(sample.files["sample"])
+    originals = list(sample.lines[str(sample_file)])
+    held_lines = [originals.index(h) + 1 for h in sample.held_ids]
+    ids = [f"{sample_file}:{n}" for n in held_lines]
+    base = {i: 0.0 for i in ids}
+    result = {i: float(n % 4 != 0) for n, i in enumerate(ids)}
+    bake = bake_off(base, result, "accuracy", method="LoRA", unit="held-out messages")
+    write_bakeoff(run_dir, bake, [ExampleOutcome(i, "p", "r", "b", "a", base[i], result[i]) for i in ids])
+    candidate = Candidate("lora", "LoRA", 1, 0.8, None, run_dir=str(run_dir))
+    m = measure(candidate, {"status": "completed", "wall_s": 36.0, "result": {"bakeoff": bake.to_dict()}}, sample,
+                usd_per_hour=2.0)
+    assert m.measured and m.source == "bakeoff" and m.metric == "accuracy" and m.verdict == bake.verdict
+    assert m.after == bake.after and m.difference_interval == bake.interval and m.usd == 0.02
+    assert sorted(m.scores) == sorted(sample.held_ids)  # by the user's file:line, not the pilot file's
+    assert m.after_interval is not None and m.after_interval[0] <= m.after <= m.after_interval[1]
+
+    failed = measure(candidate, {"status": "failed", "wall_s": 3.0, "message": "model.safetensors is damaged"},
+                     sample)
+    assert not failed.measured and failed.figure() == "failed: model.safetensors is damaged"
