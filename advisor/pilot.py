@@ -120,7 +120,11 @@ class PilotSample:
     """The held-out size asked of the split (duplicates of a held-out row may add to ``held_ids``)."""
 
     def original(self, example_id: str) -> str:
-        """The user's ``file:line`` for a run's example id (a pilot file's ``file:line``; else unchanged)."""
+        """The user's ``file:line`` for a run's example id (a pilot file's ``file:line``, maybe with the
+        ``#2`` a run gives a repeated row; else unchanged)."""
+        head, hash_, copy = example_id.rpartition("#")
+        if hash_ and copy.isdigit():
+            return self.original(head) + f"#{copy}"
         path, _, line = example_id.rpartition(":")
         if not path or not line.isdigit():
             return example_id

@@ -142,6 +142,8 @@ def test_sample_is_deterministic_and_split_once(tmp_path: Path) -> None:
     assert first.task == "classification" and first.main_metric == "accuracy"
     held_file = Path(first.files["held_out"])
     assert [first.original(f"{held_file}:{n}") for n in range(1, len(first.held_ids) + 1)] == list(first.held_ids)
+    assert first.original("held_out.jsonl:1#2") == f"{first.held_ids[0]}#2"  # a relative name, a repeated row
+    assert first.original("questions.jsonl:7") == "questions.jsonl:7"  # not a pilot file: unchanged
 
 
 @pytest.mark.parametrize("minutes", [0, -1, math.nan, math.inf, 1e9])
