@@ -724,6 +724,21 @@ def measure(candidate: Candidate, outcome: Mapping[str, Any], sample: PilotSampl
                    "the pilot can compare")
 
 
+def _coverage(m: Measurement, sample: PilotSample) -> str:
+    """A note when a measured run did not evaluate exactly the shared held-out rows ('' when it did)."""
+    if not m.measured:
+        return ""
+    if not m.scores:
+        return "no per-example scores: it cannot be compared head-to-head, only by its own bake-off"
+    held = set(sample.held_ids)
+    got = {key.split("#")[0] for key in m.scores}
+    if got == held:
+        return ""
+    note = f"evaluated {len(got & held)} of the {len(held)} shared held-out rows"
+    return note + (f" and {len(got - held)} others (its own split)" if got - held else
+                   " (the rest were dropped by the run, e.g. too long for seq_len)")
+
+
 def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
@@ -900,7 +915,11 @@ def run_pilot(profile: Profile, ranking: Ranking, *, methods: Sequence[str] | No
         tell(PilotProgress("measuring", rec.method, index, len(chosen)))
         hourly = price if not str(outcome.get("device", "")).startswith("cuda") else \
             find_hardware(profile.hardware.gpu).usd_per_hour_high
-        measurements.append(measure(candidate, outcome, sample, usd_per_hour=hourly))
+        measured = measure(candidate, outcome, sample, usd_per_hour=hourly)
+        measurements.append(measured)
+        coverage = _coverage(measured, sample)
+        if coverage:
+            candidates[-1] = replace(candidate, notes=(*candidate.notes, coverage))
     titles = {c.method: c.title for c in candidates}
     by_method = {m.method: m for m in measurements}
     before = [c.method for c in candidates]

@@ -203,6 +203,16 @@ def test_measure_reads_a_runs_bakeoff_and_names_a_failure(tmp_path: Path) -> Non
     assert sorted(m.scores) == sorted(sample.held_ids)  # by the user's file:line, not the pilot file's
     assert m.after_interval is not None and m.after_interval[0] <= m.after <= m.after_interval[1]
 
+    from dataclasses import replace
+
+    from tunewise.advisor.pilot import _coverage
+
+    assert _coverage(m, sample) == ""
+    fewer = replace(m, scores={k: v for k, v in m.scores.items() if k != sample.held_ids[0]})
+    assert _coverage(fewer, sample).startswith(f"evaluated {len(sample.held_ids) - 1} of the {len(sample.held_ids)}")
+    other = replace(m, scores={**m.scores, "elsewhere.jsonl:1": 1.0})
+    assert "and 1 others (its own split)" in _coverage(other, sample)
+
     failed = measure(candidate, {"status": "failed", "wall_s": 3.0, "message": "model.safetensors is damaged"},
                      sample)
     assert not failed.measured and failed.figure() == "failed: model.safetensors is damaged"
