@@ -362,22 +362,25 @@ def draw_sample(data: str, folder: Path, *, rag: bool = False, max_rows: int = S
                          "evaluate on)")
     held_count = max(HELD_OUT_MIN, min(HELD_OUT_TARGET, math.floor(n * HELD_OUT_MAX_SHARE)))
     held_count = min(held_count, n - 1)
-    keys = [row_key(r.data) for r in rows]
+    # The split is made on the rows as written (secrets redacted, JSON round-tripped): exactly what the
+    # training methods will read back and hash.
+    records = [json.loads(json.dumps(redact_data(dict(r.data)), ensure_ascii=False)) for r in rows]
+    keys = [row_key(record) for record in records]
     train_idx, held_idx = split_indices(keys, held_count / n, held_count, SEED)
     folder.mkdir(parents=True, exist_ok=True)
     lines: dict[str, tuple[str, ...]] = {}
 
     def write(name: str, records: Sequence[Mapping[str, Any]], origins: Sequence[str]) -> str:
         path = (folder / name).resolve()
-        text = "".join(json.dumps(redact_data(dict(r)), ensure_ascii=False) + "\n" for r in records)
+        text = "".join(json.dumps(dict(r), ensure_ascii=False) + "\n" for r in records)
         path.write_text(text, encoding="utf-8")
         lines[str(path)] = tuple(origins)
         return str(path)
 
     files = {
-        "sample": write("sample.jsonl", [r.data for r in rows], [r.where for r in rows]),
-        "pool": write("pool.jsonl", [rows[i].data for i in train_idx], [rows[i].where for i in train_idx]),
-        "held_out": write("held_out.jsonl", [rows[i].data for i in held_idx], [rows[i].where for i in held_idx]),
+        "sample": write("sample.jsonl", records, [r.where for r in rows]),
+        "pool": write("pool.jsonl", [records[i] for i in train_idx], [rows[i].where for i in train_idx]),
+        "held_out": write("held_out.jsonl", [records[i] for i in held_idx], [rows[i].where for i in held_idx]),
     }
     task, metric, labels = "", "", ()
     if loaded.shape in SUPERVISED or loaded.shape in ("text", "documents", "preference"):
@@ -391,10 +394,10 @@ def draw_sample(data: str, folder: Path, *, rag: bool = False, max_rows: int = S
     if rag and loaded.shape in SUPERVISED:
         corpus, questions, origins = [], [], []
         for i in train_idx:
-            prompt, answer = _prompt_answer(rows[i].data, loaded.shape)
+            prompt, answer = _prompt_answer(records[i], loaded.shape)
             corpus.append({"text": f"{prompt}\nAnswer: {answer or ''}"})
         for i in held_idx:
-            prompt, answer = _prompt_answer(rows[i].data, loaded.shape)
+            prompt, answer = _prompt_answer(records[i], loaded.shape)
             questions.append({"question": prompt or "(empty)", "source": None, "answer": answer})
             origins.append(rows[i].where)
         files["corpus"] = write("corpus.jsonl", corpus, [rows[i].where for i in train_idx])

@@ -216,3 +216,26 @@ def test_measure_reads_a_runs_bakeoff_and_names_a_failure(tmp_path: Path) -> Non
     failed = measure(candidate, {"status": "failed", "wall_s": 3.0, "message": "model.safetensors is damaged"},
                      sample)
     assert not failed.measured and failed.figure() == "failed: model.safetensors is damaged"
+
+
+def test_split_is_the_one_the_training_methods_compute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows holding a secret are redacted in the sample; the shared split is still exactly the split a
+    training method computes from the sample file with the pilot plan's seed and size."""
+    from tunewise.advisor.pilot import SEED
+    from tunewise.methods._hf.split import row_key, split_indices
+    from tunewise.plugins.data import load_dataset
+
+    secret = "tok-9f8e7d6c5b4a3210"
+    monkeypatch.setenv("HF_TOKEN", secret)
+    rows = [json.loads(line) for line in INTENTS.read_text().splitlines()[:60]]
+    for row in rows[::3]:
+        row["input"] += f" (my token is {secret})"
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    sample = draw_sample(str(data), tmp_path / "sample")
+    written = Path(sample.files["sample"]).read_text()
+    assert secret not in written and "[redacted]" in written
+    loaded = load_dataset(sample.files["sample"])
+    keys = [row_key(r.data) for r in loaded.rows]
+    _, held = split_indices(keys, sample.held_count / sample.rows, sample.held_count, SEED)
+    assert [sample.original(loaded.rows[i].where) for i in held] == list(sample.held_ids)
