@@ -179,6 +179,8 @@ class RunFacts:
     citation_rate: float | None = None
     retrieval_recall: float | None = None
     """Share of questions whose retrieved chunks hold the answer."""
+    early_stopped: str | None = None
+    """The sentence early stopping wrote when it ended training before its last step (None otherwise)."""
 
 
 @dataclass(frozen=True)
@@ -250,6 +252,8 @@ def _budget(f: RunFacts, b: BakeOff | None) -> Reason | None:
 
 def _too_few_steps(f: RunFacts, b: BakeOff | None) -> Reason | None:
     per_epoch = _steps_per_epoch(f)
+    if f.early_stopped:  # the held-out loss ended it, not the step count: see _early_stop
+        return None
     if f.steps is not None and per_epoch and f.steps < per_epoch:
         need = math.ceil(per_epoch)
         return Reason("too_few_steps", f"the run took {f.steps} steps, fewer than one pass over the "
@@ -296,6 +300,15 @@ def _still_falling(f: RunFacts, b: BakeOff | None) -> Reason | None:
                       "train longer: raise training.epochs (or training.max_steps); early stopping keeps "
                       "the best checkpoint")
     return None
+
+
+def _early_stop(f: RunFacts, b: BakeOff | None) -> Reason | None:
+    if not f.early_stopped:
+        return None
+    return Reason("early_stopped", f"early stopping ended training: {f.early_stopped}",
+                  "training.early_stopping_patience",
+                  "raise training.early_stopping_patience (0 turns it off) to train past a plateau, or lower "
+                  "training.learning_rate so the held-out loss keeps falling")
 
 
 def _overfit(f: RunFacts, b: BakeOff | None) -> Reason | None:
@@ -367,6 +380,7 @@ RULES: tuple[tuple[str, Callable[[RunFacts, BakeOff | None], Reason | None]], ..
     ("learning_rate", _lr),
     ("few_eval_examples", _few_eval),
     ("loss_still_falling", _still_falling),
+    ("early_stopped", _early_stop),
     ("overfit", _overfit),
     ("policy_unmoved", _unmoved),
     ("answers_unchanged", _unchanged),

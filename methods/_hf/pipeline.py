@@ -7,8 +7,11 @@ take, how the model is wrapped and saved); :func:`run_training` does the rest in
    model loads); tokenizer loaded; rows encoded, split and packed;
 2. device and precision resolved; memory preflight; checkpoint folder checked (``--resume`` /
    ``--force``) with the identity of model, tokenizer, data and settings;
-3. model loaded and prepared; held-out evaluation before (skipped on resume: the checkpoint has it);
-4. the training loop; then evaluation after, saved weights, model card, plots and ``report.md``.
+3. model loaded and prepared; held-out evaluation before (skipped on resume: the checkpoint has it):
+   the held-out loss and, per held-out example, the base's greedy answer or its token losses;
+4. the training loop; then the same evaluation after, the bake-off of the two
+   (:mod:`~tunewise.methods._hf.bakeoff_run`), saved weights, model card, plots, ``metrics.json``,
+   ``bakeoff.jsonl`` and ``report.md`` (the bake-off first).
 
 Guardrails (:mod:`~tunewise.methods._hf.guardrails`) end a run early but cleanly: a budget
 (``max_hours`` / ``max_usd``) or too little disk for the next checkpoint gives status ``stopped``
@@ -27,6 +30,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tunewise.methods._hf.bakeoff_run import (
+    EXTRA_KEY,
+    Side,
+    compare,
+    evaluate_side,
+    generation_ids,
+    no_bakeoff_reason,
+    run_facts,
+)
 from tunewise.methods._hf.batches import PackedBatches, eval_batches
 from tunewise.methods._hf.checkpoint import CheckpointStore
 from tunewise.methods._hf.device import (
@@ -39,6 +51,7 @@ from tunewise.methods._hf.encoding import (
     SUPERVISED_SHAPES,
     EncodeReport,
     Example,
+    document_text,
     encode_documents,
     encode_supervised,
 )
@@ -57,12 +70,17 @@ from tunewise.methods._hf.identity import identity_differences, run_identity
 from tunewise.methods._hf.packing import Packed, one_per_sequence, pack_documents, pack_examples
 from tunewise.methods._hf.settings import TrainingSettings
 from tunewise.methods._hf.split import row_key, split_indices
+from tunewise.plugins.bakeoff import BakeOff, BakeOffError, RunFacts, merge_metrics
+from tunewise.plugins.bakeoff_report import ExampleOutcome, bakeoff_markdown, write_bakeoff
 from tunewise.plugins.data import DataError, Row, load_dataset
 from tunewise.plugins.errors import MethodNotRunnable, TunewiseError
 from tunewise.plugins.redaction import redact_data
+from tunewise.plugins.task_detection import DetectedTask, TaskDetectionError, detect_task
 from tunewise.plugins.types import EventSink, Plan, RunResult
 
 DOCUMENT_SPLIT_MIN = 10
+HELD_TEXT_CHARS = 300
+"""Characters of each held-out document kept as the bake-off's evidence (the whole text is in the data)."""
 """With fewer documents than this the held-out split is taken from packed sequences instead."""
 RUN_FILE = "run.json"
 
@@ -99,6 +117,8 @@ class MethodSpec:
     library: str = "transformers"
     card_tags: tuple[str, ...] = ()
     base_model_for_card: str = ""
+    lr_range: tuple[float, float] | None = None
+    """The method's usual learning rates (low, high): a rate outside them is named when a run is not better."""
 
 
 @dataclass
@@ -112,6 +132,17 @@ class Corpus:
     generation: list[Example]
     counts: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    task: DetectedTask | None = None
+    """What the held-out answers are scored by (classification, free text or language modelling)."""
+    held_sequence_ids: list[str] | None = None
+    """Ids of the held-out sequences when the split is made of packed sequences (few documents);
+    None: held-out losses are counted per document."""
+    held_texts: dict[str, str] = field(default_factory=dict)
+    """The start of each held-out document (or sequence), for the bake-off's evidence."""
+    truncated: int = 0
+    """Training examples cut by ``seq_len``."""
+    train_units: int = 0
+    """Training examples (supervised) or documents / sequences (raw text)."""
 
 
 def training_settings(values: Mapping[str, Any]) -> TrainingSettings:
@@ -181,6 +212,13 @@ def build_corpus(shape: str, rows: Sequence[Row], files: Sequence[str], tokenize
     """Split rows into training and held-out parts, encode and pack them."""
     notes: list[str] = []
     counts: dict[str, Any] = {"rows": len(rows)}
+    try:
+        task: DetectedTask | None = detect_task(rows, shape)
+    except TaskDetectionError:
+        task = None  # scored as free text
+    held_sequence_ids: list[str] | None = None
+    held_texts: dict[str, str] = {}
+    truncated = 0
     if shape in SUPERVISED_SHAPES:
         keys = [row_key(r.data) for r in rows]
         train_idx, held_idx = split_indices(keys, settings.eval_fraction, settings.eval_max_examples, settings.seed)
@@ -194,6 +232,7 @@ def build_corpus(shape: str, rows: Sequence[Row], files: Sequence[str], tokenize
         train, held = _pack(train_ex, settings), _pack(held_ex, settings)
         counts.update(train_examples=len(train_ex), held_out_examples=len(held_ex))
         generation = _generation_set(held_ex, tokenizer, settings)
+        truncated, train_units = train_rep.truncated, len(train_ex)
     else:
         docs = encode_documents(rows, tokenizer)
         if len(docs) >= DOCUMENT_SPLIT_MIN:
@@ -203,12 +242,18 @@ def build_corpus(shape: str, rows: Sequence[Row], files: Sequence[str], tokenize
             train = pack_documents([docs[i] for i in train_idx], settings.seq_len, spec.cross_document_attention)
             held = pack_documents([docs[i] for i in held_idx], settings.seq_len, spec.cross_document_attention)
             counts.update(train_documents=len(train_idx), held_out_documents=len(held_idx))
+            held_texts = {rows[i].where: document_text(rows[i].data)[:HELD_TEXT_CHARS] for i in held_idx}
+            train_units = len(train_idx)
         else:
             packed = pack_documents(docs, settings.seq_len, spec.cross_document_attention)
             keys = [json.dumps(p.input_ids) for p in packed]
             train_idx, held_idx = split_indices(keys, settings.eval_fraction, settings.eval_max_examples,
                                                 settings.seed)
             train, held = [packed[i] for i in train_idx], [packed[i] for i in held_idx]
+            held_sequence_ids = [f"{packed[i].sources[0]} (sequence {i + 1} of {len(packed)})" for i in held_idx]
+            held_texts = {k: tokenizer.decode(packed[i].input_ids, skip_special_tokens=True)[:HELD_TEXT_CHARS]
+                          for k, i in zip(held_sequence_ids, held_idx, strict=True)}
+            train_units = len(train)
             notes.append(f"only {len(docs)} document(s): the held-out split is {len(held)} of the "
                          f"{len(packed)} packed {settings.seq_len}-token sequences")
             counts.update(documents=len(docs))
@@ -222,7 +267,8 @@ def build_corpus(shape: str, rows: Sequence[Row], files: Sequence[str], tokenize
     )
     if not held:
         notes.append("no held-out split (eval_fraction is 0 or there is too little data): no before/after metrics")
-    return Corpus(shape, list(files), train, held, generation, counts, notes)
+    return Corpus(shape, list(files), train, held, generation, counts, notes, task, held_sequence_ids, held_texts,
+                  truncated, train_units)
 
 
 def _note_encoding(train: EncodeReport, held: EncodeReport, settings: TrainingSettings, notes: list[str]) -> None:
@@ -299,30 +345,6 @@ def _earlier_run(out: Path) -> str | None:
     except (OSError, ValueError, AttributeError):
         status = None
     return f"a {status} run, {RUN_FILE}" if isinstance(status, str) else RUN_FILE
-
-
-def _generate(model: Any, tokenizer: Any, corpus: Corpus, placement: Placement,
-              settings: TrainingSettings) -> list[str]:
-    from tunewise.methods._hf.evaluation import generate_answers
-
-    limits = [min(settings.max_new_tokens, len(tokenizer(e.reference or "")["input_ids"]) + 16)
-              for e in corpus.generation]
-    return generate_answers(model, tokenizer, [e.prompt_ids or [] for e in corpus.generation], placement, limits)
-
-
-def _evaluate(model: Any, tokenizer: Any, corpus: Corpus, placement: Placement, settings: TrainingSettings,
-              held: Sequence[Any], with_generation: bool) -> tuple[dict[str, float], list[str]]:
-    from tunewise.methods._hf.evaluation import held_out_loss, score_answers
-    from tunewise.methods._hf.loss import causal_lm_loss
-
-    metrics: dict[str, float] = {}
-    if held:
-        metrics.update(held_out_loss(model, held, causal_lm_loss, placement))
-    answers: list[str] = []
-    if with_generation and corpus.generation:
-        answers = _generate(model, tokenizer, corpus, placement, settings)
-        metrics.update(score_answers(answers, [e.reference or "" for e in corpus.generation]))
-    return metrics, answers
 
 
 def run_training(plan: Plan, events: EventSink, spec: MethodSpec) -> RunResult:
@@ -462,8 +484,9 @@ def _train_and_report(plan: Plan, events: Any, spec: MethodSpec, settings: Train
     held = eval_batches(corpus.held_out, settings.batch_size, _pad_id(tokenizer))
 
     def evaluate_during() -> dict[str, float]:
-        metrics, _ = _evaluate(model, tokenizer, corpus, placement, settings, held, with_generation=False)
-        return metrics
+        from tunewise.methods._hf.evaluation import held_out_loss
+
+        return held_out_loss(model, held, causal_lm_loss, placement)
 
     # The loop reads ``stop_requested`` after every step: the budget rides on it (see guardrails).
     guarded = BudgetedEvents(events, budget, LoopState())
@@ -471,20 +494,19 @@ def _train_and_report(plan: Plan, events: Any, spec: MethodSpec, settings: Train
                      learning_rate=learning_rate, events=guarded if budget.active else events, store=store,
                      identity=identity, evaluate=evaluate_during if held else None)
     state: LoopState | None = None
-    answers_before: list[str]
     if resume_from is not None:
         try:
             state = loop.restore(CheckpointStore.load(resume_from))
         except ValueError as exc:
             raise ResumeError(str(exc)) from None
-        before = dict(state.extra.get("metrics_before", {}))
-        answers_before = list(state.extra.get("answers_before", []))
+        base_side = Side.from_extra(state.extra, corpus)
         events("log", level="info", message=f"resumed from {resume_from} at step {state.step}/{loop.total_steps}")
     else:
-        before, answers_before = _evaluate(model, tokenizer, corpus, placement, settings, held, with_generation=True)
-        if before:
-            events("eval", phase="before", step=0, metrics=before)
-        state = LoopState(extra={"metrics_before": before, "answers_before": answers_before})
+        base_side = evaluate_side(model, tokenizer, corpus, placement, settings, held, events, "evaluating before")
+        if base_side.metrics:
+            events("eval", phase="before", step=0, metrics=base_side.metrics)
+        # The base's per-example evidence rides in every checkpoint: a resumed run compares the same.
+        state = LoopState(extra={"metrics_before": base_side.metrics, EXTRA_KEY: base_side.to_json()})
         # Seed here too, so that evaluation work before training cannot shift the training RNG streams.
         torch.manual_seed(settings.seed)
         if torch.cuda.is_available():
@@ -495,6 +517,8 @@ def _train_and_report(plan: Plan, events: Any, spec: MethodSpec, settings: Train
     if spent:  # resumed with the limit that stopped it: say so instead of training one more step
         return _budget_stop(spec, events, out, identity, state.step, spent, str(resume_from or ""),
                             "nothing more was trained", wall_start)
+    before = base_side.metrics
+    events("phase", phase="training", done=state.step, total=loop.total_steps, unit="steps")
     outcome = loop.run(state)
     if outcome.status == "stopped" and guarded.reason:
         return _budget_stop(spec, events, out, identity, outcome.state.step, guarded.reason,
@@ -515,9 +539,12 @@ def _train_and_report(plan: Plan, events: Any, spec: MethodSpec, settings: Train
                          peak_memory_gb=round(peak_memory_gb(placement), 3), wall_s=round(time.time() - wall_start, 2))
 
     # 4. after: evaluate, save, report
-    after, answers_after = _evaluate(model, tokenizer, corpus, placement, settings, held, with_generation=True)
+    result_side = evaluate_side(model, tokenizer, corpus, placement, settings, held, events, "evaluating after")
+    after = result_side.metrics
     if after:
         events("eval", phase="after", step=outcome.state.step, metrics=after)
+    events("phase", phase="saving")
+
     def rebuild() -> Any:
         plain = load_for_training(ref.path, placement, frozen_base=spec.frozen_base, quantize_4bit=spec.quantize_4bit)
         return spec.prepare(plain, placement, settings) if spec.prepare is not None else plain
@@ -535,8 +562,8 @@ def _train_and_report(plan: Plan, events: Any, spec: MethodSpec, settings: Train
     artifacts = spec.save(to_save, tokenizer, out)
     generations = [
         {"where": e.where, "prompt": tokenizer.decode(e.prompt_ids or [], skip_special_tokens=False),
-         "reference": e.reference or "", "before": b, "after": a}
-        for e, b, a in zip(corpus.generation, answers_before or [""] * len(answers_after), answers_after, strict=False)
+         "reference": e.reference or "", "before": base_side.answers.get(k, ""), "after": result_side.answers[k]}
+        for k, e in zip(generation_ids(corpus), corpus.generation, strict=True) if k in result_side.answers
     ]
     if generations:
         with open(out / "generations.jsonl", "w", encoding="utf-8") as fh:
@@ -547,8 +574,21 @@ def _train_and_report(plan: Plan, events: Any, spec: MethodSpec, settings: Train
     from tunewise.methods._hf.report import RunSummary, write_model_card, write_plots, write_report
 
     notes = list(corpus.notes)
-    if outcome.status == "stopped":
+    early_stopped = getattr(outcome, "early_stopped", None)
+    if outcome.status == "stopped" or (outcome.message and outcome.message != early_stopped):
         notes.append(outcome.message)
+    if early_stopped:
+        notes.append(early_stopped)
+    facts = run_facts(corpus, steps=outcome.state.step, steps_per_epoch=batches.steps_per_epoch,
+                      learning_rate=learning_rate, lr_range=spec.lr_range, model_params=total, before=base_side,
+                      after=result_side, eval_history=outcome.state.eval_history,
+                      best_step=getattr(outcome, "best_step", None), early_stopped=early_stopped)
+    bake, examples, why_not, bake_notes = _bake_off(corpus, settings, tokenizer, spec.title, base_side, result_side,
+                                                    facts)
+    notes += [why_not] if why_not else bake_notes
+    if bake is not None:
+        events("bakeoff", **bake.to_dict())
+        artifacts["bakeoff"] = str(write_bakeoff(out, bake, examples))
     summary = RunSummary(
         method=spec.id, title=spec.title, model=ref.name, data_files=corpus.files, data_shape=corpus.shape,
         counts=corpus.counts, settings={**settings.identity(), "learning_rate": learning_rate},
@@ -561,19 +601,45 @@ def _train_and_report(plan: Plan, events: Any, spec: MethodSpec, settings: Train
     write_model_card(Path(first), summary, base_model=spec.base_model_for_card or ref.name, library=spec.library,
                      extra_tags=spec.card_tags)
     plots = write_plots(out / "plots", summary)
-    report = write_report(out, summary, plots)
+    first_section = bakeoff_markdown(bake, examples) if bake is not None else no_bakeoff_markdown(why_not)
+    report = write_report(out, summary, plots, first_section)
     metrics_file = out / "metrics.json"
-    metrics_file.write_text(json.dumps(redact_data({"before": before, "after": after}), indent=2))
+    metrics: dict[str, Any] = {"before": before, "after": after}
+    if bake is not None:
+        metrics = merge_metrics(metrics, bake)
+    metrics_file.write_text(json.dumps(redact_data(metrics), indent=2))
     artifacts.update(report=str(report), metrics=str(metrics_file), events=str(out / "events.jsonl"))
     summary.wall_seconds = time.time() - wall_start
+    headline = _headline(before, after, outcome.state.step)
+    verdict = bake.sentence if bake is not None else (why_not or "no bake-off")
     result = RunResult(
-        spec.id, "completed", metrics_before=before, metrics_after=after, artifacts=artifacts, report=str(report),
-        message=_headline(before, after, outcome.state.step), output_dir=str(out), steps=outcome.state.step,
-        peak_memory_gb=peak, wall_s=round(summary.wall_seconds, 2),
+        spec.id, "completed", metrics_before=metrics["before"], metrics_after=metrics["after"], artifacts=artifacts,
+        report=str(report), message=f"{verdict.rstrip('.')}. {headline}", output_dir=str(out),
+        steps=outcome.state.step, peak_memory_gb=peak, wall_s=round(summary.wall_seconds, 2),
+        bakeoff=bake.to_dict() if bake is not None else None,
     )
     _write_run_file(out, {"status": "completed", **base, "metrics_after": after, "identity": identity,
                           "artifacts": artifacts})
     return result
+
+
+def _bake_off(corpus: Corpus, settings: TrainingSettings, tokenizer: Any, title: str, base: Side, result: Side,
+              facts: RunFacts) -> tuple[BakeOff | None, list[ExampleOutcome], str | None, list[str]]:
+    """The bake-off, its evidence and notes; or None and the sentence saying why there is none."""
+    why = no_bakeoff_reason(corpus, settings)
+    if why is not None:
+        return None, [], why, []
+    try:
+        bake, examples, notes = compare(corpus, tokenizer, title, base, result, facts)
+    except BakeOffError as exc:
+        return None, [], (f"no bake-off: {exc}. Start the run again with --force (or in a new --out) so the "
+                          "base and the result are scored on the same held-out examples"), []
+    return bake, examples, None, notes
+
+
+def no_bakeoff_markdown(why: str | None) -> str:
+    """report.md's first section when there is no bake-off: what is missing and the setting to change."""
+    return f"## Bake-off: base vs result on the held-out split\n\n**{why or 'no bake-off'}**\n"
 
 
 def _headline(before: Mapping[str, float], after: Mapping[str, float], steps: int) -> str:
@@ -589,7 +655,8 @@ def _budget_stop(spec: MethodSpec, events: Any, out: Path, identity: dict[str, A
     """End a run whose time or money budget is spent: status ``stopped``, resumable."""
     message = (f"stopped: budget: {reason} at step {step}; {what}"
                + (f" ({checkpoint})" if checkpoint else "")
-               + ". Raise training.max_hours / training.max_usd in the plan and continue with --resume.")
+               + ". Raise training.max_hours / training.max_usd in the plan and continue with --resume. "
+               "No bake-off yet: base and result are compared on the held-out split when training finishes.")
     events("log", level="warning", message=message, kind="budget", step=step)
     _write_run_file(out, {"status": "stopped", "reason": "budget", "message": message, "steps": step,
                           "checkpoint": checkpoint, "identity": identity})

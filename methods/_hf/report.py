@@ -13,7 +13,9 @@ from tunewise.plugins.redaction import redact, redact_data
 METRIC_LABELS = {
     "loss": "held-out loss",
     "perplexity": "held-out perplexity",
+    "accuracy": "accuracy",
     "exact_match": "exact match",
+    "containment": "containment",
     "rouge_l": "ROUGE-L F1",
 }
 LOWER_IS_BETTER = {"loss", "perplexity"}
@@ -131,9 +133,12 @@ def _settings_rows(summary: RunSummary) -> list[tuple[str, str]]:
     return rows
 
 
-def write_report(out: Path, summary: RunSummary, plots: Sequence[Path]) -> Path:
-    """``report.md``: results table, plots, sample answers, data and settings."""
+def write_report(out: Path, summary: RunSummary, plots: Sequence[Path], first_section: str = "") -> Path:
+    """``report.md``: ``first_section`` (the bake-off), then results table, plots, sample answers, data
+    and settings."""
     lines = [f"# {summary.title} run report", ""]
+    if first_section:
+        lines += [first_section.rstrip("\n"), ""]
     lines += [f"Base model **{summary.model}**, trained {summary.steps} steps on {summary.device} in "
               f"{summary.train_seconds:.0f} s of training ({summary.wall_seconds:.0f} s wall, "
               f"{summary.tokens_per_s:,.0f} tokens/s, peak memory {summary.peak_memory_gb:.2f} GB).", ""]

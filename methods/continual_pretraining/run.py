@@ -8,6 +8,9 @@ from typing import Any
 from tunewise.plugins.types import EventSink, Plan, RunResult
 
 DEFAULT_LEARNING_RATE = 5e-5
+LEARNING_RATE_RANGE = (1e-5, 3e-4)
+"""The rates recipes use for this method (the default 5e-5 inside; the high end for small models),
+named by the bake-off when a run at a rate outside them is not better (as in advisor/plan_sizing.py)."""
 
 
 def run(plan: Plan, events: EventSink) -> RunResult:
@@ -28,7 +31,7 @@ def run(plan: Plan, events: EventSink) -> RunResult:
 
     spec = MethodSpec(
         id="continual_pretraining", title="Continual pretraining", shapes=TEXT_SHAPES,
-        default_learning_rate=DEFAULT_LEARNING_RATE, kind="full", config=config, save=save, loss_on="all",
+        default_learning_rate=DEFAULT_LEARNING_RATE, lr_range=LEARNING_RATE_RANGE, kind="full", config=config, save=save, loss_on="all",
         cross_document_attention=config.cross_document_attention, card_tags=("continual-pretraining",),
     )
     return run_training(plan, events, spec)

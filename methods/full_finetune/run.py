@@ -8,6 +8,9 @@ from typing import Any
 from tunewise.plugins.types import EventSink, Plan, RunResult
 
 DEFAULT_LEARNING_RATE = 2e-5
+LEARNING_RATE_RANGE = (5e-6, 2e-4)
+"""The rates recipes use for this method (the default 2e-5 inside; the high end for small models),
+named by the bake-off when a run at a rate outside them is not better (as in advisor/plan_sizing.py)."""
 
 
 def run(plan: Plan, events: EventSink) -> RunResult:
@@ -28,7 +31,7 @@ def run(plan: Plan, events: EventSink) -> RunResult:
 
     spec = MethodSpec(
         id="full_finetune", title="Full fine-tuning", shapes=(*SUPERVISED_SHAPES, *TEXT_SHAPES),
-        default_learning_rate=DEFAULT_LEARNING_RATE, kind="full", config=config, save=save,
+        default_learning_rate=DEFAULT_LEARNING_RATE, lr_range=LEARNING_RATE_RANGE, kind="full", config=config, save=save,
         loss_on=config.loss_on, card_tags=("full-fine-tuning",),
     )
     return run_training(plan, events, spec)

@@ -8,6 +8,9 @@ from typing import Any
 from tunewise.plugins.types import EventSink, Plan, RunResult
 
 DEFAULT_LEARNING_RATE = 2e-4
+LEARNING_RATE_RANGE = (5e-5, 2e-3)
+"""The rates recipes use for this method (the default 2e-4 inside; the high end for small models),
+named by the bake-off when a run at a rate outside them is not better (as in advisor/plan_sizing.py)."""
 
 
 def run(plan: Plan, events: EventSink) -> RunResult:
@@ -46,7 +49,7 @@ def run(plan: Plan, events: EventSink) -> RunResult:
     qlora = config.quantization == "4bit"
     spec = MethodSpec(
         id="lora", title="QLoRA" if qlora else "LoRA", shapes=(*SUPERVISED_SHAPES, *TEXT_SHAPES),
-        default_learning_rate=DEFAULT_LEARNING_RATE, kind="lora", config=config, save=save, prepare=prepare,
+        default_learning_rate=DEFAULT_LEARNING_RATE, lr_range=LEARNING_RATE_RANGE, kind="lora", config=config, save=save, prepare=prepare,
         loss_on=config.loss_on, frozen_base=True, quantize_4bit=qlora, lora_rank=config.r, library="peft",
         card_tags=("lora", "qlora") if qlora else ("lora",), base_model_for_card=EMBEDDED_MODEL if is_embedded(plan.model) else str(plan.model),
     )
