@@ -83,6 +83,7 @@ def test_pilot_of_two_methods_on_a_tiny_model(tmp_path: Path, tiny_model_dir: Pa
     # the decision log records the pilot
     [log] = list((data_dir / "decisions").glob("*.jsonl"))
     records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["kind"] for r in records] == ["answers", "ranking", "pilot"]
     pilot = next(r for r in records if r["kind"] == "pilot")
     assert pilot["order_after"] == result["order_after"] and pilot["sample"]["held_out_ids"] == held
     assert pilot["rule"] and len(pilot["measurements"]) == 2

@@ -89,3 +89,23 @@ async def test_pilot_can_be_stopped(tmp_path: Path, tiny_model_dir: Path) -> Non
         await wait_until(pilot, lambda: screen.pilot_cancel is not None, "a second pilot to start")
         await pilot.press("x")
         await wait_until(pilot, lambda: screen.pilot_cancel is None, "the second pilot to stop", timeout=120)
+
+
+@async_test
+async def test_pilot_without_data_says_why(tmp_path: Path) -> None:
+    from tunewise.advisor.tui.screens.dialogs import ErrorDialog
+
+    answers = tmp_path / "answers.yaml"
+    answers.write_text("use_case: route messages\ngoals: [task]\ndata: {labeled_examples: 500}\n"
+                       "hardware: {gpu: cpu}\n")
+    app = TunewiseApp(answers=answers, decisions_dir=tmp_path / "decisions", workdir=tmp_path)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "InterviewScreen", "the interview")
+        await pilot.press("ctrl+r")
+        screen = await wait_until(pilot, lambda: isinstance(app.screen, RecommendationsScreen)
+                                  and app.screen.ranking is not None and app.screen, "the ranking")
+        await pilot.press("p")
+        await wait_until(pilot, lambda: isinstance(app.screen, ErrorDialog), "the error dialog")
+        assert "no data to pilot on" in screen_text(app)
+        assert screen.pilot is None and screen.pilot_cancel is None  # p works again once fixed
+        assert not list(tmp_path.glob("runs/pilot-*/*"))

@@ -56,6 +56,7 @@ def main(args: argparse.Namespace) -> int:
     ranking = rank(profile)
     out = Path(args.out).expanduser() if args.out else default_out(Path.cwd())
     log = DecisionLog.start()
+    log.record("answers", {"source": str(args.answers), "profile": profile})
     log.record("ranking", {"ranking": ranking.to_dict()})
 
     shown: dict[str, Any] = {"phase": None, "at": 0.0}
