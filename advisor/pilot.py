@@ -483,8 +483,15 @@ def write_plan(candidate: Candidate, profile: Profile, sample: PilotSample, out:
             fitting = max(1, int(steps * share_h / sized.estimated_hours))
             if fitting < steps:
                 training["max_steps"] = fitting
-                notes.append(f"{fitting} of the {steps} sized steps, to train within {minutes * TRAIN_SHARE:.1f} "
-                             f"of its {minutes:.1f} minutes")
+                why = (f"{fitting} of the {steps} sized steps, to train within {minutes * TRAIN_SHARE:.1f} of its "
+                       f"{minutes:.1f} minutes (by the quote for this machine)")
+                notes.append(why)
+                reasons["max_steps"] = why
+                from tunewise.advisor.hardware import find_hardware
+
+                if method not in (find_hardware("cpu").calibration or {}):
+                    notes.append(f"quotes for {method} on this machine are not calibrated: `tunewise probe --method {method}` "
+                                 "measures a few real steps, and a later pilot fits its steps to them")
         asked = sample.held_count or held
         training.update({"seed": SEED, "eval_fraction": asked / sample.rows, "eval_max_examples": asked,
                          "generation_examples": None, "max_new_tokens": _answer_tokens(sample),
