@@ -1,8 +1,10 @@
 """Training settings sized to learn: chosen from the data audit, the model and the hardware (no torch, no widgets).
 
-:func:`size_training` picks epochs, batch, sequence length, learning rate, held-out share and a time
-budget so that a run on the user's data changes the model visibly; each value carries a one-line
-reason (the plan YAML shows it as the field's comment). :func:`sizing_warnings` says before a run
+:func:`size_training` picks epochs, batch, sequence length, learning rate, held-out share, the
+held-out evaluation cadence with early stopping, and a time budget so that a run on the user's data
+changes the model visibly; each value carries a one-line reason (the plan YAML shows it as the
+field's comment). Early stopping (on held-out loss, keeping the best evaluated weights) is what makes
+generous epoch counts safe: a run that starts to overfit stops and returns its best step. :func:`sizing_warnings` says before a run
 starts when its settings are too small to change anything; ``tunewise run`` prints them and runs anyway.
 """
 
@@ -46,6 +48,18 @@ DEFAULT_EXAMPLE_TOKENS = 256
 WARN_HELD_OUT = 20
 BUDGET_FACTOR = 1.5
 """The time budget is the quoted training time with this much slack (rounded up to 3 minutes)."""
+PATIENCE = 3
+"""Held-out evaluations without improvement before a run stops (the settings' default, written out)."""
+EVALUATIONS = 10
+"""Held-out evaluations per run: with a patience of 3 a rise is caught within about a third of the run."""
+MIN_DELTA = 0.001
+"""Share of the best held-out loss an evaluation must improve by to reset the patience."""
+EVAL_SHARE = 0.25
+"""Most time the held-out evaluations may add to training (a forward pass over the held-out split
+costs about a third of a training step's forward and backward pass per sequence)."""
+GPU_SMALL_DATA_EPOCHS = 2
+"""On a GPU, small data sets get this many times the epochs: time is cheap there and early stopping
+keeps the best step if the extra passes overfit (a CPU keeps its budget)."""
 
 
 @dataclass(frozen=True)
@@ -209,9 +223,13 @@ def size_training(method_id: str, audit: AuditReport | None, model_shape: ModelS
         epochs = 2
     else:
         epochs = 1
+    more = ""
+    if not cpu and method_id != "rlhf" and examples < SMALL_DATA:
+        epochs *= GPU_SMALL_DATA_EPOCHS
+        more = "; more passes are cheap on a GPU and early stopping keeps the best step if they overfit"
     if method_id != "rlhf":
         sized.set("epochs", epochs, f"{examples:,} {'documents' if documents else 'examples'}: each seen {epochs}× "
-                  f"({steps_per_epoch:,} steps per epoch, {epochs * steps_per_epoch:,} in all)")
+                  f"({steps_per_epoch:,} steps per epoch, {epochs * steps_per_epoch:,} in all){more}")
 
     rate, rate_reason = _learning_rate(method_id, model_shape.params, examples)
     if rate is not None:
@@ -233,10 +251,53 @@ def size_training(method_id: str, audit: AuditReport | None, model_shape: ModelS
         hours = CPU_BUDGET_H
     else:
         sized.set("max_steps", None, "none: the epochs decide")
+    if method_id != "rlhf":  # the RLHF stages train with trl's own loop
+        held_sequences = (max(1, math.ceil((total_tokens or seq_len) * fraction / seq_len)) if documents
+                          else max(1, math.ceil(held / per_sequence)))
+        _early_stopping(sized, steps if sized.settings["max_steps"] is None else sized.settings["max_steps"],
+                        steps_per_epoch, batch, held_sequences)
     budget = max(MIN_BUDGET_H, math.ceil(hours * BUDGET_FACTOR * 20) / 20)
     sized.set("max_hours", budget, f"1.5x the quoted {_hours(hours)} of training on {hardware.name} "
               f"(at least {_hours(MIN_BUDGET_H)}): stops with a checkpoint; --resume continues")
     return replace(sized, estimated_hours=hours)
+
+
+def _early_stopping(sized: SizedPlan, steps: int, steps_per_epoch: int, batch: int, held_sequences: int) -> None:
+    """Early stopping and the held-out evaluation cadence it watches.
+
+    About :data:`EVALUATIONS` evaluations per run and at least one per epoch, unless their cost would
+    add more than :data:`EVAL_SHARE` to the training time (the time budget's slack must cover them):
+    then fewer. With fewer than two affordable evaluations there is nothing to compare: off.
+    """
+    def count(every: int) -> int:  # every `every` steps, and at the last step
+        return (steps - 1) // every + 1
+
+    def share(every: int) -> float:  # evaluation forward passes / training forward+backward (~3 forwards)
+        return count(every) * held_sequences / (3 * steps * batch)
+
+    wanted = max(1, min(steps_per_epoch, math.ceil(steps / EVALUATIONS)))
+    interval = next((n for n in range(wanted, steps + 1) if share(n) <= EVAL_SHARE), steps)
+    if count(interval) < 2 or share(interval) > EVAL_SHARE:
+        sized.set("eval_steps", None, f"held-out loss before and after only: even two passes over the "
+                  f"{held_sequences:,} held-out sequences would add ~{share(max(1, steps - 1)):.0%} to "
+                  f"{steps:,} training steps")
+        sized.set("early_stopping_patience", 0, "off: no affordable evaluations during this short run to watch")
+        return
+    if interval == wanted:
+        why = f"~{count(interval)} held-out evaluations" + (
+            " (at least one per epoch)" if interval == steps_per_epoch and interval < steps else "")
+    else:
+        why = f"~{count(interval)} held-out evaluations, not {EVALUATIONS}: each is a pass over " \
+              f"{held_sequences:,} held-out sequences"
+    sized.set("eval_steps", interval, f"{why}, adding ~{share(interval):.0%} to the training time; early "
+              "stopping watches them")
+    patience_note = "" if count(interval) > PATIENCE else \
+        f" (with {count(interval)} evaluations it cannot stop early, but still keeps the better weights)"
+    sized.set("early_stopping_patience", PATIENCE, f"stop after {PATIENCE} evaluations without improvement and "
+              "keep the best step's weights: epochs that start to overfit end the run instead of spoiling it"
+              + patience_note)
+    sized.set("early_stopping_min_delta", MIN_DELTA, f"an improvement under {MIN_DELTA:.1%} of the best held-out "
+              "loss is a plateau, not progress")
 
 
 def sizing_warnings(method_id: str, training_settings: Mapping[str, Any], rows: int, *,

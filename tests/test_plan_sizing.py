@@ -11,6 +11,8 @@ from support import REPO, run_cli
 from tunewise.advisor.audit import AuditReport, TokenStats, audit
 from tunewise.advisor.hardware import find_hardware
 from tunewise.advisor.plan_sizing import (
+    EVAL_SHARE,
+    EVALUATIONS,
     LEARNING_RATE_RANGES,
     SizedPlan,
     size_training,
@@ -167,3 +169,75 @@ def test_a_run_with_too_small_settings_is_warned_not_refused(tmp_path: Path, tin
     warned = [i for i, e in enumerate(events) if e["event"] == "log" and "fewer than one pass" in e["message"]]
     assert warned and kinds.index("start") < warned[0] < kinds.index("progress")  # before the first step
     assert events[-1]["status"] == "completed"
+
+
+PATIENCE_PLUS_ONE = 4
+"""Evaluations a patience of 3 needs before it can stop a run."""
+
+
+def _evaluations(s: dict, steps: int) -> int:
+    """Held-out evaluations a run of ``steps`` makes with these settings (every eval_steps, and the last)."""
+    return (steps - 1) // s["eval_steps"] + 1
+
+
+def test_trained_plans_stop_early_and_evaluate_about_ten_times(tmp_path: Path) -> None:
+    """Every plan that trains with the shared loop watches held-out loss often enough for a patience of 3."""
+    cases = [("lora", _report(120, median=43, p95=46, max_tokens=49), CPU),
+             ("full_finetune", _report(800), CPU),
+             ("lora", _report(1_500), find_hardware("A100-80GB")),
+             ("continual_pretraining", _report(800), find_hardware("A100-80GB"))]
+    for method, report, hardware in cases:
+        sized = size_training(method, report, _embedded(), hardware)
+        s = sized.settings
+        steps = _steps(sized, report.usable_rows)
+        assert s["early_stopping_patience"] == 3 and 0 < s["early_stopping_min_delta"] < 0.01, method
+        assert PATIENCE_PLUS_ONE <= _evaluations(s, steps) <= EVALUATIONS + 1, (method, s["eval_steps"], steps)
+        assert "early stopping" in sized.reasons["eval_steps"] and "keep the best" in \
+            sized.reasons["early_stopping_patience"]
+        assert TrainingSettings(**s).problems() == []
+    # The RLHF stages train with trl's loop: no early-stopping settings are written for them.
+    preference = AuditReport(source="prefs.jsonl", shape="preference", files=("prefs.jsonl",), rows=200,
+                             usable_rows=200, tokens=TokenStats(total=12_000, mean=60, median=60, p95=110, max=180,
+                                                                min=10),
+                             tokenizer="test", max_tokens=2048, duplicates=0, empty=0, over_long=0, problems=())
+    rlhf = size_training("rlhf", preference, _embedded(), CPU).settings
+    assert rlhf and not {"eval_steps", "early_stopping_patience", "early_stopping_min_delta"} & set(rlhf)
+
+
+def test_small_epochs_evaluate_once_per_epoch_and_costly_held_out_splits_fewer_times() -> None:
+    # 120 examples on a GPU: 10 epochs of 12 steps; every epoch is evaluated.
+    gpu = size_training("lora", _report(120, median=43, p95=46, max_tokens=49), _embedded(),
+                        find_hardware("A100-80GB"))
+    assert gpu.settings["eval_steps"] <= math.ceil(90 / gpu.settings["batch_size"])
+
+    def share(reason: str) -> float:
+        return int(reason.split("adding ~")[1].split("%")[0]) / 100
+
+    # 800 examples on a CPU, cut to the steps that fit its time budget: ten passes over the 80 held-out
+    # examples would cost more than the budget's slack, so the plan evaluates less often and says why.
+    costly = size_training("lora", _report(800), _embedded(), CPU)
+    s, steps = costly.settings, _steps(costly, 800)
+    assert s["max_steps"] is not None and f"not {EVALUATIONS}" in costly.reasons["eval_steps"]
+    assert PATIENCE_PLUS_ONE <= _evaluations(s, steps) < EVALUATIONS
+    assert 0 < share(costly.reasons["eval_steps"]) <= EVAL_SHARE
+    # Longer examples: two evaluations fit; early stopping cannot stop early then and the reason says so.
+    two = size_training("lora", _report(100, median=500, p95=900, max_tokens=2000), _embedded(), CPU)
+    assert _evaluations(two.settings, _steps(two, 100)) == 2
+    assert "cannot stop early" in two.reasons["early_stopping_patience"]
+    # A CPU run cut to a few steps by its time budget cannot afford two evaluations: early stopping
+    # is written off, with the reason, instead of doubling the run's time.
+    short = size_training("full_finetune", _report(40, median=900, p95=1900, max_tokens=2000), _embedded(), CPU)
+    assert short.settings["max_steps"] is not None and short.settings["eval_steps"] is None
+    assert short.settings["early_stopping_patience"] == 0 and "held-out" in short.reasons["eval_steps"]
+    assert TrainingSettings(**short.settings).problems() == []
+
+
+def test_small_data_gets_more_epochs_on_a_gpu_where_early_stopping_guards_them() -> None:
+    report = _report(120, median=43, p95=46, max_tokens=49)
+    cpu = size_training("lora", report, _embedded(), CPU)
+    gpu = size_training("lora", report, _embedded(), find_hardware("A100-80GB"))
+    assert gpu.settings["epochs"] == 2 * cpu.settings["epochs"]
+    assert "early stopping keeps the best step" in gpu.reasons["epochs"]
+    assert "early stopping" not in cpu.reasons["epochs"]  # a CPU keeps its time budget
+    large = size_training("lora", _report(50_000), _embedded(), find_hardware("A100-80GB"))
+    assert large.settings["epochs"] == 1
