@@ -15,10 +15,12 @@ data (``file:line``), whichever pilot file a run read them from.
 The re-rank rule (:data:`RULE`), applied in this order:
 
 1. a candidate that ran and was measured comes before one that failed or could not be measured;
-2. then by its own bake-off against its base: ``better`` before ``not_better`` (or unknown) before ``worse``;
-3. then, among candidates measured on the same metric and the same held-out examples, one that beats
+2. then, among candidates measured on the same metric and the same held-out examples, one that beats
    another in a paired head-to-head (:func:`tunewise.plugins.bakeoff.bake_off`: the 95% interval of the
-   difference excludes 0 and the sign test agrees) comes first;
+   difference excludes 0 and the sign test agrees) comes first (net wins count): the direct comparison
+   of the results a user would deploy outranks each one's comparison with its own base;
+3. then by its own bake-off against its base: ``better`` before ``not_better`` (or unknown) before ``worse``
+   (this decides between candidates that could not be compared head-to-head, or tied);
 4. otherwise the advisor's order stands.
 """
 
@@ -46,10 +48,10 @@ if TYPE_CHECKING:
     from tunewise.advisor.ranking import Ranking, Recommendation
     from tunewise.plugins.types import Profile
 
-RULE = ("a candidate that was measured comes before one that failed; then its own bake-off against its base "
-        "(better, then not better or unknown, then worse); then, on the same metric and the same held-out "
-        "examples, the winner of a significant head-to-head (95% interval of the difference excludes 0 and the "
-        "sign test agrees); otherwise the advisor's order stands")
+RULE = ("a candidate that was measured comes before one that failed; then, on the same metric and the same held-out "
+        "examples, the winner of a significant head-to-head (95% interval of the difference excludes 0 and the sign "
+        "test agrees); then its own bake-off against its base (better, then not better or unknown, then worse); "
+        "otherwise the advisor's order stands")
 """The re-rank rule, as the CLI, the app and the decision log state it."""
 DEFAULT_MINUTES = 10.0
 MAX_MINUTES = 7 * 24 * 60.0
@@ -795,7 +797,7 @@ def rerank(order: Sequence[str], measurements: Mapping[str, Measurement], duels:
             verdict = 1
         wins = sum(1 for d in duels if d.winner == method)
         losses = sum(1 for d in duels if d.winner is not None and d.winner != method and method in (d.first, d.second))
-        return measured, verdict, losses - wins, order.index(method)
+        return measured, losses - wins, verdict, order.index(method)
 
     return sorted(order, key=key)
 
@@ -849,7 +851,7 @@ def _why(method: str, measurements: Mapping[str, Measurement], duels: Sequence[H
          name: Callable[[str], str]) -> str:
     m = measurements.get(method)
     if m is None or not m.measured:
-        return f": its pilot {m.status if m else 'did not run'}"
+        return f": its pilot {m.status.replace('_', ' ') if m else 'did not run'}"
     won = [d for d in duels if d.winner == method]
     lost = [d for d in duels if d.winner is not None and d.winner != method and method in (d.first, d.second)]
     if won:

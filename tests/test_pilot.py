@@ -45,7 +45,7 @@ def expected_order(result: dict) -> list[str]:
         wins = sum(1 for d in result["head_to_head"] if d["winner"] == method)
         losses = sum(1 for d in result["head_to_head"]
                      if d["winner"] not in (None, method) and method in (d["first"], d["second"]))
-        return (0 if ok else 1, rank[m["verdict"]] if ok else 1, losses - wins,
+        return (0 if ok else 1, losses - wins, rank[m["verdict"]] if ok else 1,
                 result["order_before"].index(method))
 
     return sorted(result["order_before"], key=key)
@@ -110,6 +110,14 @@ def test_rerank_rule_on_fixed_measurements() -> None:
     lines = explain(["in_context", "lora"], order, measurements, duels, titles, "held-out messages")
     assert lines[0].startswith("LoRA measured accuracy 0.90") and "on the same 30 held-out messages" in lines[0]
     assert lines[0].endswith("LoRA wins the head-to-head and moves up to first (was second)")
+
+    # the head-to-head outranks each one's verdict against its own base: a strong base that the result
+    # barely improved still beats a weak base that improved a lot, on the same examples
+    strong_not_better = _measured("lora", dict(strong.scores), verdict="not_better")
+    weak_better = _measured("in_context", dict(weak.scores), verdict="better")
+    both = {"in_context": weak_better, "lora": strong_not_better}
+    duels = head_to_heads(list(both.values()), titles, "held-out messages")
+    assert rerank(["in_context", "lora"], both, duels) == ["lora", "in_context"]
 
     # a clear own-verdict outranks the advisor's order; a failed candidate goes last whatever its rank
     failed = Measurement("rag", "failed", "its data had no documents")
