@@ -43,7 +43,11 @@ class InContextConfig:
     eval_fraction: float = field(
         default=0.3, metadata={"help": "share of the data held out for evaluation when eval_data is None"}
     )
-    max_eval: int = field(default=40, metadata={"help": "most held-out examples evaluated (each costs generations)"})
+    max_eval: int | None = field(
+        default=None,
+        metadata={"help": "most held-out examples evaluated (each costs generations); None = every held-out "
+                          "example"},
+    )
     system_prompt: str | None = field(
         default=None,
         metadata={"help": "system message for every prompt; None = the data's own (messages with a system "
@@ -54,7 +58,11 @@ class InContextConfig:
         metadata={"help": "sentence-transformers model for knn/mmr: a local folder, or None for the bundled "
                           "all-MiniLM-L6-v2", "path": "read"},
     )
-    max_new_tokens: int = field(default=12, metadata={"help": "longest generated answer, in model tokens"})
+    max_new_tokens: int = field(
+        default=256,
+        metadata={"help": "most tokens of a generated answer; each run stops answers at the longest reference "
+                          "answer plus a margin (so labels stay short), never above this"},
+    )
     seed: int = field(default=0, metadata={"help": "seed of the held-out split and of random selection"})
 
     def problems(self) -> list[tuple[str, str]]:
@@ -70,7 +78,7 @@ class InContextConfig:
             found.append(("mmr_lambda", f"must be between 0 and 1 (got {self.mmr_lambda})"))
         if not 0.0 < self.eval_fraction < 1.0:
             found.append(("eval_fraction", f"must be between 0 and 1, exclusive (got {self.eval_fraction})"))
-        if self.max_eval < 1:
+        if self.max_eval is not None and self.max_eval < 1:
             found.append(("max_eval", f"must be at least 1 (got {self.max_eval})"))
         if self.max_new_tokens < 1:
             found.append(("max_new_tokens", f"must be at least 1 (got {self.max_new_tokens})"))

@@ -56,10 +56,10 @@ class RagConfig:
     recall_at: tuple[int, ...] = field(
         default=(1, 3, 5, 10), metadata={"help": "cut-offs k for recall@k in the report"}
     )
-    answer_questions: int = field(
-        default=40,
-        metadata={"help": "how many questions the model answers with and without retrieval (0 = skip; "
-                          "each costs a generation)"},
+    answer_questions: int | None = field(
+        default=None,
+        metadata={"help": "most questions the model answers with and without retrieval for the bake-off "
+                          "(None = every question; 0 = skip; each costs two generations)"},
     )
     max_new_tokens: int = field(default=48, metadata={"help": "longest generated answer, in model tokens"})
     max_context_tokens: int = field(
@@ -94,7 +94,7 @@ class RagConfig:
                 found.append((name, f"must be at least 1 (got {getattr(self, name)})"))
         if not self.recall_at or min(self.recall_at) < 1:
             found.append(("recall_at", f"needs cut-offs of at least 1 (got {list(self.recall_at)})"))
-        if self.answer_questions < 0:
+        if self.answer_questions is not None and self.answer_questions < 0:
             found.append(("answer_questions", f"must not be negative (got {self.answer_questions})"))
         return found
 

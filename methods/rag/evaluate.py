@@ -174,7 +174,7 @@ def answer_record(question: Question, rag: Any, closed: Any | None) -> dict[str,
     given (``gold_retrieved``) and whether the reference answer appears in them word for word
     (``reference_in_passages``), which together say why an answer missed.
     """
-    record: dict[str, Any] = {"question": question.question, "gold_source": question.source,
+    record: dict[str, Any] = {"where": question.where, "question": question.question, "gold_source": question.source,
                               "reference": question.answer, **rag.to_json(),
                               "valid_citation": rag.has_valid_citation}
     if question.source is not None:
@@ -256,15 +256,32 @@ def diagnose(scored: Sequence[dict[str, Any]]) -> str | None:
 
 def evaluate_answers(answerer: Any, index: Any, questions: Sequence[Question], *, k: int, mode: str,
                      min_relevance: float, answer_mode: str = "auto",
-                     log: Callable[[str], None] | None = None) -> AnswerEvaluation:
-    """Answer every question with retrieval and (those with a reference answer) without; score and diagnose."""
+                     log: Callable[[str], None] | None = None,
+                     phase: Callable[[str, int, int], None] | None = None) -> AnswerEvaluation:
+    """Answer every question with retrieval and (those with a reference answer) without; score and diagnose.
+
+    Closed-book answers come first (phase ``answering without retrieval``), then answers with retrieval
+    (``answering with retrieval``); ``phase(name, done, total)`` hears about every few questions.
+    """
+    closed_for = [q for q in questions if q.answerable and q.answer is not None]
+    closed: dict[int, Any] = {}
+    step = max(1, len(questions) // 20)  # about twenty progress events per pass
+
+    def tell(name: str, done: int, total: int) -> None:
+        if phase is not None and (done % step == 0 or done == total):
+            phase(name, done, total)
+
+    tell("answering without retrieval", 0, len(closed_for))
+    for number, question in enumerate(closed_for, start=1):
+        closed[id(question)] = answerer.answer_closed_book(question.question)
+        tell("answering without retrieval", number, len(closed_for))
     records: list[dict[str, Any]] = []
+    tell("answering with retrieval", 0, len(questions))
     for number, question in enumerate(questions, start=1):
         rag = answerer.answer(index, question.question, k=k, mode=mode, min_relevance=min_relevance,
                               answer_mode=answer_mode)
-        closed = answerer.answer_closed_book(question.question) \
-            if question.answerable and question.answer is not None else None
-        records.append(answer_record(question, rag, closed))
+        records.append(answer_record(question, rag, closed.get(id(question))))
+        tell("answering with retrieval", number, len(questions))
         if log is not None and (number % 10 == 0 or number == len(questions)):
             log(f"answered {number}/{len(questions)} questions")
     scores, diagnosis = summarize_answers(records)

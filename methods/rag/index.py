@@ -55,6 +55,8 @@ DEFAULT_CHUNK_TOKENS = 200
 DEFAULT_OVERLAP_TOKENS = 40
 
 Log = Callable[[str], None]
+Phase = Callable[[str, int, int, str], None]
+"""``phase(name, done, total, unit)``: ``reading`` and ``chunking`` files, ``indexing`` (0 then 1 of 1)."""
 
 
 class RagIndexError(TunewiseError):
@@ -432,12 +434,15 @@ def build_index(
     embedder: Embedder | None = None,
     progress: ProgressCallback | None = None,
     log: Log | None = None,
+    phase: Phase | None = None,
 ) -> tuple[RagIndex, UpdateReport]:
     """Create or incrementally update the index at ``folder`` from ``sources``.
 
     Only new and changed files are read and embedded; files no longer under the sources are dropped.
     Chunk settings default to the index's (or 200/40 for a new one); different explicit settings
     re-chunk every file. An index built with another embedding model is refused unless ``rebuild``.
+    ``phase`` hears about reading and chunking (about every twentieth file) and writing the index;
+    ``progress`` about each embedded batch.
     """
     started = time.perf_counter()
     folder = Path(folder).expanduser()
@@ -514,8 +519,19 @@ def build_index(
 
     files_entry = {key: value for key, value in recorded_files.items() if key in hashes}
     new_chunks: list[tuple[int, Chunk]] = []
-    for source in to_embed:
-        pieces = [piece for document in read_documents(source) for piece in chunker.chunk(document)]
+    step = max(1, len(to_embed) // 20)  # about twenty phase events per stage, however many files
+
+    def tell(name: str, done: int) -> None:
+        if phase is not None and (done % step == 0 or done == len(to_embed)):
+            phase(name, done, len(to_embed), "files")
+
+    read: list[tuple[SourceFile, list[Any]]] = []
+    for number, source in enumerate(to_embed, start=1):
+        read.append((source, read_documents(source)))
+        tell("reading", number)
+    for number, (source, documents) in enumerate(read, start=1):
+        pieces = [piece for document in documents for piece in chunker.chunk(document)]
+        tell("chunking", number)
         ids = list(range(next_id, next_id + len(pieces)))
         next_id += len(pieces)
         new_chunks.extend(zip(ids, pieces, strict=True))
@@ -531,6 +547,8 @@ def build_index(
         raise IngestError(f"the sources ({', '.join(str(s) for s in sources)}) hold no text to index")
 
     chunks = dict(sorted(chunks.items()))
+    if phase is not None:
+        phase("indexing", 0, 1, "index")
     folder.mkdir(parents=True, exist_ok=True)
     data_dir, data_hashes = _write_data(folder, _next_data_number(folder), chunks, vectors)
     manifest = {
@@ -552,5 +570,7 @@ def build_index(
     opened.use_embedder(active)
     report.total_chunks = len(opened)
     report.seconds = time.perf_counter() - started
+    if phase is not None:
+        phase("indexing", 1, 1, "index")
     say(report.summary())
     return opened, report

@@ -1,4 +1,5 @@
-"""The markdown report of a RAG run: index, retrieval per mode, answers with vs without retrieval, and why."""
+"""The markdown report of a RAG run: the bake-off first, then index, retrieval per mode, answers with vs without
+retrieval, and why."""
 
 from __future__ import annotations
 
@@ -38,8 +39,12 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
 def render_report(*, plan_summary: Mapping[str, Any], index_summary: Mapping[str, Any],
                   retrieval: Mapping[str, Mapping[str, float]], cutoffs: Sequence[int],
                   answers: Mapping[str, Mapping[str, float]] | None, samples: Sequence[Mapping[str, Any]],
-                  wall_s: float, diagnosis: str | None = None) -> str:
+                  wall_s: float, diagnosis: str | None = None, bakeoff: str = "") -> str:
+    """The report; ``bakeoff`` (the bake-off section, or why there is none) comes first."""
     lines = ["# RAG run report", ""]
+    if bakeoff:
+        lines += [bakeoff.rstrip(), ""]
+    lines += ["## Plan", ""]
     lines += [f"- {key}: {value}" for key, value in plan_summary.items()]
     lines += ["", "## Index", ""]
     lines += [f"- {key}: {value}" for key, value in index_summary.items()]
