@@ -224,3 +224,61 @@ def ranking_markdown(ranking: Ranking) -> str:
     if ranking.problems:
         lines += ["", "## Problems", ""] + [f"- {p}" for p in ranking.problems]
     return "\n".join(lines) + "\n"
+
+
+# -- a run's bake-off and spend (console end of ``tunewise run``, Results screen) ----------------------
+
+VERDICT_STYLES = {"better": "bold green", "worse": "bold red", "not_better": "bold yellow"}
+"""How a verdict is coloured everywhere (rich style names, which Textual markup also reads)."""
+
+
+def _metric_value(value: Any, metric: str) -> str:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return "–"
+    size = abs(value)
+    if metric in ("perplexity", "loss"):
+        return f"{value:.0f}" if size >= 100 else f"{value:.1f}" if size >= 10 else f"{value:.2f}"
+    return f"{value:.2f}" if size < 100 else f"{value:,.0f}"
+
+
+def bakeoff_figures(bake: Mapping[str, Any]) -> str:
+    """``accuracy 0.05 → 0.87, +0.82 (95% interval +0.74 … +0.90); won 52 · tied 4 · lost 4 of 60``."""
+    from tunewise.plugins.bakeoff import METRICS
+
+    metric = str(bake.get("metric", "metric"))
+    name = METRICS[metric].name if metric in METRICS else metric.replace("_", " ")
+    before = (bake.get("before") or {}).get(metric) if isinstance(bake.get("before"), Mapping) else bake.get("before")
+    after = (bake.get("after") or {}).get(metric) if isinstance(bake.get("after"), Mapping) else bake.get("after")
+    key = next((k for k in bake if str(k).startswith("interval_")), None)
+    interval = bake.get(key) if key else None
+    text = f"{name} {_metric_value(before, metric)} → {_metric_value(after, metric)}"
+    diff = bake.get("difference")
+    if isinstance(diff, (int, float)) and not isinstance(diff, bool):
+        text += f", {'+' if diff >= 0 else ''}{_metric_value(diff, metric)}"
+    if isinstance(interval, (list, tuple)) and len(interval) == 2:
+        lo, hi = interval
+        level = str(key).removeprefix("interval_")
+        text += (f" ({level}% interval {'+' if lo >= 0 else ''}{_metric_value(lo, metric)} … "
+                 f"{'+' if hi >= 0 else ''}{_metric_value(hi, metric)})")
+    counts = [bake.get(k) for k in ("wins", "ties", "losses", "examples")]
+    if all(isinstance(c, int) for c in counts):
+        text += f"; won {counts[0]} · tied {counts[1]} · lost {counts[2]} of {counts[3]}"
+    return text
+
+
+def bakeoff_console(bake: Mapping[str, Any] | None, message: str = "") -> list[RenderableType]:
+    """The verdict sentence (coloured by verdict) and its figures; without a bake-off, why not."""
+    from rich.text import Text
+
+    if not bake:
+        return [Text("No bake-off: " + (message or "the run did not compare the base and the result."),
+                     style="yellow")]
+    verdict = str(bake.get("verdict", ""))
+    out: list[RenderableType] = [Text(str(bake.get("sentence", "")), style=VERDICT_STYLES.get(verdict, "bold")),
+                                 Text("  " + bakeoff_figures(bake))]
+    reasons = [r for r in bake.get("reasons") or () if isinstance(r, Mapping)]
+    if verdict != "better" and reasons:
+        top = reasons[0]
+        setting = f" ({top.get('setting')})" if top.get("setting") else ""
+        out.append(Text(f"  change{setting}: {top.get('change', '')}", style="yellow"))
+    return out

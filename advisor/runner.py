@@ -44,6 +44,7 @@ from tunewise.plugins.types import Plan, RunResult
 
 if TYPE_CHECKING:
     from tunewise.advisor.output_lock import OutputLock
+    from tunewise.advisor.spend import SpendReport
 
 EXIT_CODES = {"completed": 0, "failed": 1, "stopped": 3, "cancelled": 130}
 _ERROR_KINDS = {"DataError": "data", "PlanError": "plan", "PlanSettingsError": "plan", "ResumeError": "resume",
@@ -110,10 +111,33 @@ class ProgressView:
             self.console.print(f"error ({event['kind']}): {event['message']}", style="red", highlight=False)
         elif kind == "end":
             self.close()
-            result = event.get("result") or {}
-            self.console.print(f"[bold]{event['status']}[/bold]: {result.get('message', '')}", highlight=False)
-            if result.get("report"):
-                self.console.print(f"report: {result['report']}", highlight=False)
+            self.summary(event)
+
+    def summary(self, end: dict[str, Any]) -> None:
+        """The run's last lines: status, the bake-off verdict and interval, spent vs quoted, then artifacts."""
+        from tunewise.advisor.report_render import bakeoff_console
+
+        result = end.get("result") or {}
+        bake = result.get("bakeoff") if isinstance(result.get("bakeoff"), dict) else None
+        message = str(result.get("message", ""))
+        sentence = str(bake.get("sentence", "")) if bake else ""
+        rest = message.removeprefix(sentence).strip(" .") if sentence and message.startswith(sentence) else message
+        self.console.print(f"[bold]{end['status']}[/bold]: {rest}" if rest else f"[bold]{end['status']}[/bold]",
+                           highlight=False)
+        if bake or end.get("status") == "completed":
+            for line in bakeoff_console(bake, message):
+                self.console.print(line, highlight=False)
+        spend = end.get("spend")
+        if isinstance(spend, dict) and spend.get("sentence"):
+            self.console.print(str(spend["sentence"]), highlight=False)
+        for name, path in sorted((result.get("artifacts") or {}).items()):
+            if path and name != "report":
+                self.console.print(f"{name}: {path}", style="dim", highlight=False)
+        if result.get("report"):
+            self.console.print(f"report: {result['report']}", highlight=False)
+        if bake and "bakeoff" not in (result.get("artifacts") or {}):
+            folder = Path(str(result.get("output_dir") or "."))
+            self.console.print(f"every example's answers: {folder / 'bakeoff.jsonl'}", highlight=False)
 
     def close(self) -> None:
         if self._progress is not None:
@@ -234,12 +258,13 @@ class RunSink:
             self._writer("log", level="warning",
                          message=f"training callback {label} {what}; it is dropped for the rest of the run")
 
-    def finish(self, result: RunResult, wall_s: float) -> None:
-        """Tell callbacks the result and write the ``end`` event."""
+    def finish(self, result: RunResult, wall_s: float, spend: dict[str, Any] | None = None) -> None:
+        """Tell callbacks the result and write the ``end`` event (with ``spend``: spent vs quoted)."""
         self._dispatch("on_end", result)
         peak = max(self.peak_memory_gb, result.peak_memory_gb, _process_peak_gb())
+        extra = {"spend": spend} if spend is not None else {}
         self("end", status=result.status, result=result.to_dict(), peak_memory_gb=round(peak, 3),
-             wall_s=round(wall_s, 2))
+             wall_s=round(wall_s, 2), **extra)
 
 
 def _call_callback(callback: Any, name: str, args: tuple[Any, ...]) -> Any:
@@ -343,7 +368,9 @@ def run_plan(plan: Plan, *, events_to_stdout: bool = False, show_progress: bool 
             events_file.accept()  # a method that never sent ``start`` still gets its events written
         host.call("tunewise_after_run", plan=plan, result=result)
         _report_plugin_problems(host, sink, reported)
-        sink.finish(result, time.time() - started)
+        wall_s = time.time() - started
+        spend = _spend(plan, result, events_file, sink, wall_s)
+        sink.finish(result, wall_s, None if spend is None else spend.to_dict())
         if view is not None:
             view.close()
     finally:
@@ -351,6 +378,34 @@ def run_plan(plan: Plan, *, events_to_stdout: bool = False, show_progress: bool 
         if lock is not None:
             lock.release(accepted=events_file.accepted)
     return result, EXIT_CODES.get(result.status, 1)
+
+
+def _spend(plan: Plan, result: RunResult, events_file: EventsFile, sink: RunSink, wall_s: float) -> SpendReport | None:
+    """Spent vs quoted (:mod:`~tunewise.advisor.spend`) over every session of the folder, this one
+    included: written to ``spend.json`` and appended to the method's report.md as a marked section.
+
+    Only for a run accepted into its folder, by the process that writes its ``events.jsonl``. Working
+    it out must never turn a finished run into a failed one: a problem is a warning.
+    """
+    from tunewise.advisor import spend as spending
+    from tunewise.advisor.tui.run_watch import EVENTS_FILE, read_events
+
+    if not events_file.accepted or events_file.path.name != EVENTS_FILE:
+        return None
+    try:
+        events_file.flush()
+        events = read_events(events_file.path)
+        events.append({"event": "end", "time": time.time(), "wall_s": round(wall_s, 2)})
+        report = spending.spend_report(events, plan.to_dict())
+        out = events_file.path.parent
+        spending.write_spend(out, report)
+        if result.report:
+            path = Path(result.report)
+            spending.append_to_report(path if path.is_absolute() else out / path, report)
+    except Exception as exc:  # bookkeeping after the run: it never fails a finished run
+        sink("log", level="warning", message=f"could not work out what the run spent: {type(exc).__name__}: {exc}")
+        return None
+    return report
 
 
 def _take_lock(out: Path) -> OutputLock | None:

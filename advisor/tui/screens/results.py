@@ -1,16 +1,29 @@
-"""Results: before/after metrics, artifacts and the report of a finished run, read from its folder."""
+"""Results: the bake-off first (verdict, interval, per-label counts, likely reasons), spent vs quoted,
+then before/after metrics, artifacts and the report of a finished run, all read from its folder.
+
+Works for any run folder, one this app session watched or an old one opened later: the bake-off
+comes from the run's ``end`` event, else its ``bakeoff`` event, else ``metrics.json`` or the first
+line of ``bakeoff.jsonl``; spent vs quoted from ``spend.json``, else worked out from ``events.jsonl``.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Markdown, Static
-from tunewise.advisor.tui.run_watch import RunState, format_duration, read_run_state
+from tunewise.advisor.tui.run_watch import EVENTS_FILE, RunState, read_events, read_run_state
 from tunewise.advisor.tui.screens.base import TunewiseScreen
+
+BAKEOFF_FILE = "bakeoff.jsonl"
+SHOWN_CONFUSIONS = 3
 
 
 def metric_rows(before: dict[str, float], after: dict[str, float]) -> list[tuple[str, str, str, str]]:
@@ -28,6 +41,94 @@ def metric_rows(before: dict[str, float], after: dict[str, float]) -> list[tuple
     return rows
 
 
+@dataclass
+class RunResults:
+    """What the Results screen shows of a run folder (read in a worker)."""
+
+    state: RunState
+    bakeoff: dict[str, Any] | None = None
+    bakeoff_from: str = ""
+    spend: dict[str, Any] | None = None
+    status: str = "waiting"
+    method: str = ""
+    message: str = ""
+    before: dict[str, float] = field(default_factory=dict)
+    after: dict[str, float] = field(default_factory=dict)
+
+
+def _json_file(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _first_line(path: Path) -> dict[str, Any] | None:
+    try:
+        with open(path, encoding="utf-8") as stream:
+            data = json.loads(stream.readline())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _is_bakeoff(value: Any) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("sentence"), str) and "verdict" in value
+
+
+def _numbers(value: Any) -> dict[str, float]:
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(k): float(v) for k, v in value.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def find_bakeoff(run_dir: Path, events: list[dict[str, Any]], result: Mapping[str, Any] | None
+                 ) -> tuple[dict[str, Any] | None, str]:
+    """The run's bake-off (``BakeOff.to_dict()``) and where it was found, or ``(None, "")``."""
+    if result and _is_bakeoff(result.get("bakeoff")):
+        return dict(result["bakeoff"]), "the run's result"
+    for event in reversed(events):
+        if event.get("event") == "start":
+            break  # an earlier session's bake-off is not this one's
+        if event.get("event") == "bakeoff" and _is_bakeoff(event):
+            return {k: v for k, v in event.items() if k not in ("event", "time")}, "events.jsonl"
+    metrics = _json_file(run_dir / "metrics.json")
+    if metrics and _is_bakeoff(metrics.get("bakeoff")):
+        return dict(metrics["bakeoff"]), "metrics.json"
+    header = _first_line(run_dir / BAKEOFF_FILE)
+    if header and _is_bakeoff(header.get("bakeoff")):
+        return dict(header["bakeoff"]), BAKEOFF_FILE
+    return None, ""
+
+
+def read_results(run_dir: Path) -> RunResults:
+    """Everything the Results screen shows, from the run folder's files."""
+    from tunewise.advisor import spend as spending
+
+    run_dir = Path(run_dir)
+    events = read_events(run_dir / EVENTS_FILE)
+    state = read_run_state(run_dir)
+    result = state.result or {}
+    run_file = _json_file(run_dir / "run.json") or {}
+    metrics = _json_file(run_dir / "metrics.json") or {}
+    out = RunResults(state)
+    out.status = str(result.get("status") or (state.status if state.status != "waiting" else "")
+                     or run_file.get("status") or "waiting")
+    out.method = str(result.get("method") or state.method or run_file.get("method")
+                     or (run_file.get("identity") or {}).get("method", "") or "")
+    out.message = str(result.get("message") or run_file.get("message") or "")
+    out.before = _numbers(result.get("metrics_before")) or _numbers(state.evals.get("before")) \
+        or _numbers(metrics.get("before")) or _numbers(run_file.get("metrics_before"))
+    out.after = _numbers(result.get("metrics_after")) or _numbers(state.evals.get("after")) \
+        or _numbers(metrics.get("after")) or _numbers(run_file.get("metrics_after"))
+    out.bakeoff, out.bakeoff_from = find_bakeoff(run_dir, events, result)
+    out.spend = spending.read_spend(run_dir)
+    if out.spend is None and events:
+        out.spend = spending.spend_report(events).to_dict()
+    return out
+
+
 class ResultsScreen(TunewiseScreen):
     """What a run produced; ``m`` shows its report."""
 
@@ -38,15 +139,31 @@ class ResultsScreen(TunewiseScreen):
         Binding("escape", "back", "Back"),
     ]
 
+    DEFAULT_CSS = """
+    #results-verdict, #results-figures, #results-confusions, #results-reasons, #results-evidence,
+    #results-spend { height: auto; }
+    #results-labels { height: auto; max-height: 10; }
+    """
+
     def __init__(self, run_dir: Path) -> None:
         super().__init__()
         self.run_dir = Path(run_dir)
         self.state: RunState = RunState()
+        self.results: RunResults | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
         with VerticalScroll(id="results"):
             yield Static("", id="results-head")
+            yield Static("Bake-off: base vs result on the held-out split", classes="section-title")
+            yield Static("", id="results-verdict")
+            yield Static("", id="results-figures")
+            yield DataTable(id="results-labels", cursor_type="row", zebra_stripes=True)
+            yield Static("", id="results-confusions")
+            yield Static("", id="results-reasons")
+            yield Static("", id="results-evidence")
+            yield Static("Spent vs quoted", classes="section-title")
+            yield Static("", id="results-spend")
             yield Static("Evaluation on the held-out split", classes="section-title")
             yield DataTable(id="results-metrics", cursor_type="row", zebra_stripes=True)
             yield Static("Artifacts", classes="section-title")
@@ -58,29 +175,42 @@ class ResultsScreen(TunewiseScreen):
     def on_mount(self) -> None:
         self.sub_title = str(self.run_dir)
         self.query_one("#results-report-view").display = False
-        self.run_slow("reading the run", lambda: read_run_state(self.run_dir), self._show)
+        self.query_one("#results-labels").display = False
+        self.run_slow("reading the run", lambda: read_results(self.run_dir), self._show)
 
-    def _show(self, state: RunState) -> None:
-        self.state = state
+    def _show(self, results: RunResults) -> None:
+        self.results = results
+        self.state = state = results.state
         result = state.result or {}
-        status = result.get("status", state.status)
-        head = f"[b]{result.get('method', state.method) or 'run'}[/b] · {status}"
-        if state.wall_s is not None:
-            head += f" in {format_duration(state.wall_s)}"
-        if state.peak_memory_gb is not None:
-            head += f" · peak memory {state.peak_memory_gb:.2f} GB"
-        if result.get("message"):
-            head += f"\n{result['message']}"
-        if status == "waiting":
-            head = f"No events in {self.run_dir}: is this a run folder?"
-        self.query_one("#results-head", Static).update(head)
+        status = results.status
+        spend = results.spend or {}
+        spent = spend.get("spent") if isinstance(spend.get("spent"), dict) else {}
+        head = Text.assemble((results.method or "run", "bold"), f" · {status}")
+        if isinstance(spent.get("wall_s"), (int, float)):
+            from tunewise.advisor.spend import duration
 
-        before = dict(result.get("metrics_before") or state.evals.get("before") or {})
-        after = dict(result.get("metrics_after") or state.evals.get("after") or {})
+            sessions = spent.get("sessions")
+            head.append(f" in {duration(spent['wall_s'])}"
+                        + (f" ({sessions} sessions)" if isinstance(sessions, int) and sessions > 1 else ""))
+        if state.peak_memory_gb is not None:
+            head.append(f" · peak memory {state.peak_memory_gb:.2f} GB")
+        sentence = str((results.bakeoff or {}).get("sentence", ""))
+        if results.bakeoff is not None and results.message:
+            rest = results.message.removeprefix(sentence).strip(" .") if sentence else results.message
+            if rest:
+                head.append("\n" + rest)
+        if status == "waiting":
+            head = Text(f"No events in {self.run_dir}: is this a run folder?")
+        self.query_one("#results-head", Static).update(head)
+        self._show_bakeoff(results)
+        spent_sentence = spend.get("sentence")
+        self.query_one("#results-spend", Static).update(
+            Text(str(spent_sentence)) if spent_sentence else Text("Not recorded: the run folder has no events.", style="dim"))
+
         metrics = self.query_one("#results-metrics", DataTable)
         metrics.clear(columns=True)
         metrics.add_columns("metric", "before", "after", "change")
-        rows = metric_rows(before, after)
+        rows = metric_rows(results.before, results.after)
         for row in rows:
             metrics.add_row(*row)
         if not rows:
@@ -96,6 +226,55 @@ class ResultsScreen(TunewiseScreen):
         report = self._report_path()
         self.query_one("#results-report", Static).update(
             f"Report: {report}   (m to read it here)" if report else "No report was written.")
+
+    def _show_bakeoff(self, results: RunResults) -> None:
+        from tunewise.advisor.report_render import VERDICT_STYLES, bakeoff_figures
+
+        bake = results.bakeoff
+        labels = self.query_one("#results-labels", DataTable)
+        verdict = self.query_one("#results-verdict", Static)
+        if bake is None:
+            why = results.message or "the run did not compare the base and the result"
+            verdict.update(Text(f"No bake-off for this run ({results.status}): {why}", style="yellow"))
+            for name in ("#results-figures", "#results-confusions", "#results-reasons", "#results-evidence"):
+                self.query_one(name, Static).update("")
+            labels.display = False
+            return
+        style = VERDICT_STYLES.get(str(bake.get("verdict")), "bold")
+        verdict.update(Text(str(bake.get("sentence", "")), style=style))
+        self.query_one("#results-figures", Static).update(Text(bakeoff_figures(bake)))
+
+        rows = [r for r in bake.get("labels") or () if isinstance(r, dict)]
+        labels.clear(columns=True)
+        labels.display = bool(rows)
+        if rows:
+            labels.add_columns("label", "examples", "base correct", "result correct")
+            for row in rows:
+                labels.add_row(str(row.get("label", "")), str(row.get("examples", "")),
+                               str(row.get("base_correct", "")), str(row.get("result_correct", "")))
+        confusions = [c for c in bake.get("confusions") or () if isinstance(c, dict)][:SHOWN_CONFUSIONS]
+        text = Text()
+        if confusions:
+            text.append("Most common mistakes of the result (gold → answered):")
+            for c in confusions:
+                text.append(f"\n  {c.get('gold')} → {c.get('predicted')}: {c.get('count')}"
+                            f" (e.g. “{c.get('example') or '(empty answer)'}”)")
+        self.query_one("#results-confusions", Static).update(text)
+
+        reasons = [r for r in bake.get("reasons") or () if isinstance(r, dict)]
+        why = Text()
+        if reasons and bake.get("verdict") != "better":
+            why.append("Why it may not be better, most likely first:", style="bold")
+            for r in reasons:
+                why.append(f"\n• {r.get('reason', '')}")
+                setting = r.get("setting")
+                why.append(f"\n  change {setting}: " if setting else "\n  ", style="yellow")
+                why.append(str(r.get("change", "")), style="yellow")
+        self.query_one("#results-reasons", Static).update(why)
+        evidence = self.run_dir / BAKEOFF_FILE
+        self.query_one("#results-evidence", Static).update(Text(
+            f"Every example's answers and scores: {evidence}" if evidence.is_file()
+            else f"(read from {results.bakeoff_from}; no {BAKEOFF_FILE} in the folder)", style="dim"))
 
     def _report_path(self) -> Path | None:
         named = (self.state.result or {}).get("report")
@@ -120,7 +299,7 @@ class ResultsScreen(TunewiseScreen):
             view.scroll_visible()
 
     def action_try_it(self) -> None:
-        status = (self.state.result or {}).get("status", self.state.status)
+        status = self.results.status if self.results is not None else self.state.status
         if status != "completed":
             self.notify(f"Try it needs a completed run (this one is {status}).", severity="warning")
             return
