@@ -201,6 +201,13 @@ class TunewiseApp(App[int]):
         started_here = Path(run_dir).resolve() in self.runs  # its outside paths were the user's own choice
         self.push_screen(TryItScreen(Path(run_dir), allow_outside_paths=True if started_here else None))
 
+    def show_ask(self, index_dir: Path | None = None) -> None:
+        """Questions to an index with citations: ``index_dir`` is an index or a RAG run folder (None: asked for)."""
+        from tunewise.advisor.tui.screens.ask import AskScreen
+
+        started_here = index_dir is not None and Path(index_dir).resolve() in self.runs
+        self.push_screen(AskScreen(index_dir, allow_outside_paths=True if started_here else None))
+
     def action_try_it(self) -> None:
         """``t`` on the run screen of a finished run (``tunewise --run DIR``, then ``t``)."""
         from tunewise.advisor.tui.screens.run import RunScreen

@@ -11,8 +11,8 @@ from typing import Any, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import Button, Collapsible, Footer, Header, Static
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Button, Collapsible, Footer, Header, Static, TextArea
 from tunewise.advisor.tui.config_form import (
     TRAINING_PREFIX,
     PlanSection,
@@ -25,8 +25,15 @@ from tunewise.advisor.tui.config_form import (
 from tunewise.advisor.tui.run_watch import run_command
 from tunewise.advisor.tui.screens.base import TunewiseScreen
 from tunewise.advisor.tui.screens.dialogs import PathDialog
+from tunewise.advisor.tui.widgets.ordered_input import OrderedInput
 from tunewise.advisor.tui.widgets.question_field import QuestionField
 from tunewise.plugins.redaction import redact
+
+RAG_QUESTIONS_HELP = (
+    "[b]Questions[/b] · this plan has no question file (config.questions), so the run would only build the "
+    "index: nothing to show that answers with retrieval beat answers without. Type a few questions, "
+    "{fmt}; then Write. Or name a question file in config.questions."
+)
 
 
 def _free_output_dir(workdir: Path, method_id: str) -> str:
@@ -54,6 +61,9 @@ class PlanScreen(TunewiseScreen):
         self.sized: dict[str, tuple[Any, str]] = {}
         self.plan_path: Path | None = None
         self.title_text = method_id
+        self.questions_written: Path | None = None
+        """The question file this screen wrote from typed questions (rewritten in place when typed again)."""
+        self.run_without_questions = False
 
     def compose(self) -> ComposeResult:
         from tunewise.plugins.manager import get_host
@@ -75,6 +85,8 @@ class PlanScreen(TunewiseScreen):
         with VerticalScroll(id="plan-form"):
             yield Static(f"[b]Plan: {self.title_text}[/b] · defaults filled in; every setting has its help",
                          id="plan-title")
+            if self.method_id == "rag":
+                yield from self._rag_questions()
             if config_class is None:
                 yield Static(f"{self.title_text} has no settings of its own: the plan names its model, data "
                              "and output folder.", classes="question-help")
@@ -89,6 +101,91 @@ class PlanScreen(TunewiseScreen):
             yield Button("Save plan", id="save", compact=True)
             yield Button("Run it →", id="run", variant="primary", compact=True)
         yield Footer()
+
+    # -- RAG: questions typed when the plan has no question file ----------------------------------
+
+    def _rag_questions(self) -> ComposeResult:
+        from tunewise.advisor.typed_questions import FORMAT_HELP
+
+        with Vertical(id="rag-questions"):
+            yield Static(RAG_QUESTIONS_HELP.format(fmt=FORMAT_HELP), classes="question-help")
+            yield TextArea(id="rag-typed", soft_wrap=True, show_line_numbers=True)
+            yield Button("Write questions", id="rag-write", compact=True)
+            yield Static("", id="rag-questions-status")
+
+    def _field(self, question_id: str) -> QuestionField | None:
+        return next((f for f in self.query(QuestionField) if f.question.id == question_id), None)
+
+    def _no_question_file(self) -> bool:
+        field = self._field("config.questions")
+        return self.method_id == "rag" and field is not None and not str(field.raw_value() or "").strip()
+
+    def _questions_path(self) -> Path:
+        from tunewise.advisor.typed_questions import free_path
+
+        plan = self.plan_path or self.tw.workdir / "plans" / f"{self.method_id}.yaml"
+        path = plan.with_name(f"{plan.stem}.questions.jsonl")
+        return path if path == self.questions_written else free_path(path)
+
+    def write_typed_questions(self) -> None:
+        """Check the typed questions against the plan's documents (in a worker) and write the question file."""
+        from tunewise.advisor.typed_questions import (
+            TypedQuestionsError,
+            parse_typed,
+            summary,
+            write_questions,
+        )
+
+        text = self.query_one("#rag-typed", TextArea).text
+        data_field = self._field("plan.data")
+        data = [d.strip() for d in str(data_field.raw_value() if data_field else "").split(",") if d.strip()]
+        workdir = self.tw.workdir
+        paths = [str(p if Path(p).expanduser().is_absolute() else workdir / p) for p in data]
+        target = self._questions_path()
+
+        def write() -> str | TypedQuestionsError:
+            try:
+                questions = parse_typed(text, paths)
+                written = write_questions(questions, target)
+            except TypedQuestionsError as exc:
+                return exc
+            return summary(questions, written)
+
+        self._questions_status("checking the questions against the plan's documents …")
+        self.run_slow("Writing the questions", write, lambda outcome: self._typed_written(outcome, target))
+
+    def _questions_status(self, message: str, *, error: bool = False) -> None:
+        status = self.query_one("#rag-questions-status", Static)
+        status.update(message)
+        status.set_class(error, "field-error")
+
+    def _typed_written(self, outcome: Any, path: Path) -> None:
+        if not isinstance(outcome, str):  # nothing written; the typed text stays as it is
+            self._questions_status(f"nothing written, fix these lines:\n{outcome}", error=True)
+            self.notify(str(outcome).splitlines()[0], severity="error", title="questions not written", markup=False)
+            return
+        self.questions_written = path
+        field = self._field("config.questions")
+        if field is not None:
+            field.query_one("#input", OrderedInput).value = str(path)
+        self._questions_status(outcome)
+        self.notify(outcome, title="questions written", markup=False)
+
+    def _rag_without_questions(self) -> bool:
+        """True (and the user told, once) when a RAG plan would run with no question file."""
+        if not self._no_question_file() or self.run_without_questions:
+            return False
+        self.run_without_questions = True
+        typed = self.query_one("#rag-typed", TextArea).text.strip()
+        self.notify("This RAG plan has no question file, so its run shows no bake-off. "
+                    + ("Press Write to save the questions you typed" if typed else
+                       "Type a few questions under Questions and press Write")
+                    + " (or name a file in config.questions); ctrl+r again runs without.",
+                    severity="warning", title="no questions", markup=False, timeout=12)
+        area = self.query_one("#rag-typed", TextArea)
+        area.focus()
+        area.scroll_visible()
+        return True
 
     def _sized(self) -> dict[str, tuple[Any, str]]:
         """Training setting -> (value, reason) sized like `tunewise plan` does; empty when it cannot be."""
@@ -107,6 +204,8 @@ class PlanScreen(TunewiseScreen):
     def on_mount(self) -> None:
         self.sub_title = f"plan · {self.method_id}"
         self._show_command()
+        if self.method_id == "rag":
+            self.query_one("#rag-questions").display = self._no_question_file()
         fields = list(self.query(QuestionField))
         if fields:
             fields[0].focus_input()
@@ -131,6 +230,8 @@ class PlanScreen(TunewiseScreen):
     def on_question_field_changed(self, event: QuestionField.Changed) -> None:
         if event.field.question.id == "plan.output_dir":
             self._show_command()
+        if event.field.question.id == "config.questions" and self.method_id == "rag":
+            self.query_one("#rag-questions").display = self._no_question_file() or self.questions_written is not None
 
     def _build(self) -> str | None:
         """The plan YAML when every field is valid (checked by the plan loader), else None."""
@@ -200,6 +301,8 @@ class PlanScreen(TunewiseScreen):
                              chosen)
 
     def action_run(self) -> None:
+        if self._rag_without_questions():
+            return
         text = self._build()
         if text is None or self.plan_path is None:
             return
@@ -209,7 +312,8 @@ class PlanScreen(TunewiseScreen):
         self.tw.show_run(out_dir, process)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        action = {"back": self.action_back, "save": self.action_save, "run": self.action_run}.get(
+        action = {"back": self.action_back, "save": self.action_save, "run": self.action_run,
+                  "rag-write": self.write_typed_questions}.get(
             event.button.id or "")
         if action:
             action()

@@ -1,4 +1,4 @@
-"""Welcome: what tunewise does, and the ways in (new consultation, saved answers, a run, labeling)."""
+"""Welcome: what tunewise does, and the ways in (new consultation, saved answers, a run, labeling, an index)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ ACTIONS = (
     ("open", "Open saved answers…", "o"),
     ("run", "Resume or watch a run…", "r"),
     ("label", "Label preferences for RLHF…", "l"),
+    ("ask", "Ask an existing index…", "a"),
     ("quit", "Quit", "q"),
 )
 
@@ -34,6 +35,7 @@ class WelcomeScreen(TunewiseScreen):
         Binding("o", "choose('open')", "Open answers"),
         Binding("r", "choose('run')", "Run"),
         Binding("l", "choose('label')", "Label"),
+        Binding("a", "choose('ask')", "Ask"),
         Binding("q", "choose('quit')", "Quit", show=False),
     ]
 
@@ -70,5 +72,7 @@ class WelcomeScreen(TunewiseScreen):
             app.ask_run_dir()
         elif action == "label":
             app.ask_labeling()
+        elif action == "ask":
+            app.show_ask()
         elif action == "quit":
             app.exit(0)
