@@ -19,8 +19,10 @@ The re-rank rule (:data:`RULE`), applied in this order:
    another in a paired head-to-head (:func:`tunewise.plugins.bakeoff.bake_off`: the 95% interval of the
    difference excludes 0 and the sign test agrees) comes first (net wins count): the direct comparison
    of the results a user would deploy outranks each one's comparison with its own base;
-3. then by its own bake-off against its base: ``better`` before ``not_better`` (or unknown) before ``worse``
-   (this decides between candidates that could not be compared head-to-head, or tied);
+3. then by its own bake-off against its base on the data's main metric (accuracy for labels …):
+   ``better`` before ``not_better`` (or unknown) before ``worse``; a verdict on another metric (RAG's
+   containment on labeled rows) counts as unknown, since it does not measure the task. This decides
+   between candidates that could not be compared head-to-head, or tied;
 4. otherwise the advisor's order stands.
 """
 
@@ -50,7 +52,8 @@ if TYPE_CHECKING:
 
 RULE = ("a candidate that was measured comes before one that failed; then, on the same metric and the same held-out "
         "examples, the winner of a significant head-to-head (95% interval of the difference excludes 0 and the sign "
-        "test agrees); then its own bake-off against its base (better, then not better or unknown, then worse); "
+        "test agrees); then its own bake-off against its base on the data's main metric (better, then not better or "
+        "unknown, then worse; another metric counts as unknown); "
         "otherwise the advisor's order stands")
 """The re-rank rule, as the CLI, the app and the decision log state it."""
 DEFAULT_MINUTES = 10.0
@@ -400,7 +403,9 @@ def draw_sample(data: str, folder: Path, *, rag: bool = False, max_rows: int = S
             corpus.append({"text": f"{prompt}\nAnswer: {answer or ''}"})
         for i in held_idx:
             prompt, answer = _prompt_answer(records[i], loaded.shape)
-            questions.append({"question": prompt or "(empty)", "source": None, "answer": answer})
+            # Every training row is a possible source: the question is answered well when the retrieved
+            # rows carry its label (the RAG bake-off scores containment of the reference answer).
+            questions.append({"question": prompt or "(empty)", "source": "corpus.jsonl", "answer": answer})
             origins.append(rows[i].where)
         files["corpus"] = write("corpus.jsonl", corpus, [rows[i].where for i in train_idx])
         files["questions"] = write("questions.jsonl", questions, origins)
@@ -786,14 +791,14 @@ def head_to_heads(measurements: Sequence[Measurement], titles: Mapping[str, str]
 VERDICT_ORDER = {"better": 0, None: 1, "not_better": 1, "worse": 2}
 
 
-def rerank(order: Sequence[str], measurements: Mapping[str, Measurement], duels: Sequence[HeadToHead]
-           ) -> list[str]:
-    """``order`` (the advisor's) re-ranked by :data:`RULE`."""
+def rerank(order: Sequence[str], measurements: Mapping[str, Measurement], duels: Sequence[HeadToHead],
+           main_metric: str = "") -> list[str]:
+    """``order`` (the advisor's) re-ranked by :data:`RULE` (``main_metric``: the data's; '' = any)."""
     def key(method: str) -> tuple[int, int, int, int]:
         m = measurements.get(method)
         measured = 0 if m is not None and m.measured else 1
         verdict = VERDICT_ORDER.get(m.verdict if m is not None else None, 1)
-        if measured:
+        if measured or (main_metric and m is not None and m.metric != main_metric):
             verdict = 1
         wins = sum(1 for d in duels if d.winner == method)
         losses = sum(1 for d in duels if d.winner is not None and d.winner != method and method in (d.first, d.second))
@@ -803,7 +808,7 @@ def rerank(order: Sequence[str], measurements: Mapping[str, Measurement], duels:
 
 
 def explain(before: Sequence[str], after: Sequence[str], measurements: Mapping[str, Measurement],
-            duels: Sequence[HeadToHead], titles: Mapping[str, str], unit: str) -> list[str]:
+            duels: Sequence[HeadToHead], titles: Mapping[str, str], unit: str, main_metric: str = "") -> list[str]:
     """Sentences on what changed in the order and why, most important first: the order, the head-to-heads,
     other moves, metrics that cannot be compared, then each candidate's own bake-off (or failure)."""
     lines = []
@@ -839,6 +844,10 @@ def explain(before: Sequence[str], after: Sequence[str], measurements: Mapping[s
         lines.append("not comparable on one metric: " + ", ".join(f"{name(m.method)} reports {m.metric_name}"
                                                                   for m in measured)
                      + "; each is judged by its own bake-off against its base")
+    for m in measured:
+        if main_metric and m.metric != main_metric:
+            lines.append(f"{name(m.method)} measured {m.metric_name}, not the data's {main_metric.replace('_', ' ')}"
+                         ": shown, not used to re-rank")
     for m in measurements.values():
         if m.verdict and m.sentence:
             lines.append(m.sentence)
@@ -941,8 +950,8 @@ def run_pilot(profile: Profile, ranking: Ranking, *, methods: Sequence[str] | No
         changes = ["the pilot was cancelled: the advisor's order stands",
                    *(f"{titles[m.method]}: {m.figure()}" for m in measurements)]
     else:
-        after = rerank(before, by_method, duels)
-        changes = explain(before, after, by_method, duels, titles, sample.unit)
+        after = rerank(before, by_method, duels, sample.main_metric)
+        changes = explain(before, after, by_method, duels, titles, sample.unit, sample.main_metric)
     result = PilotResult(tuple(candidates), sample, tuple(measurements), tuple(duels), tuple(before), tuple(after),
                          tuple(changes), minutes, time.monotonic() - started, str(out.resolve()), cancelled)
     (out / "pilot.json").write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")

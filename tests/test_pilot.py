@@ -45,8 +45,8 @@ def expected_order(result: dict) -> list[str]:
         wins = sum(1 for d in result["head_to_head"] if d["winner"] == method)
         losses = sum(1 for d in result["head_to_head"]
                      if d["winner"] not in (None, method) and method in (d["first"], d["second"]))
-        return (0 if ok else 1, losses - wins, rank[m["verdict"]] if ok else 1,
-                result["order_before"].index(method))
+        own = rank[m["verdict"]] if ok and m["metric"] == result["sample"]["main_metric"] else 1
+        return (0 if ok else 1, losses - wins, own, result["order_before"].index(method))
 
     return sorted(result["order_before"], key=key)
 
@@ -130,6 +130,16 @@ def test_rerank_rule_on_fixed_measurements() -> None:
     assert order == ["in_context", "lora", "rag"]
     lines = explain(["rag", "lora", "in_context"], order, measurements, duels, titles, "held-out examples")
     assert "RAG moves down to third (was first): its pilot failed" in lines
+
+    # a verdict on another metric than the data's (RAG's containment on labeled rows) does not move anyone
+    contained = Measurement("rag", "completed", metric="containment", metric_name="containment", before=0.0,
+                            after=1.0, verdict="better", examples=3)
+    unclear_first = {"in_context": _measured("in_context", {k: 0.0 for k in ids[:3]}), "rag": contained}
+    assert rerank(["in_context", "rag"], unclear_first, [], "accuracy") == ["in_context", "rag"]
+    assert rerank(["in_context", "rag"], unclear_first, []) == ["rag", "in_context"]  # without a main metric
+    lines = explain(["in_context", "rag"], ["in_context", "rag"], unclear_first, [], titles, "held-out examples",
+                    "accuracy")
+    assert "RAG measured containment, not the data's accuracy: shown, not used to re-rank" in lines
 
     # no significant difference: the advisor's order stands, and the sentence says why
     tie = _measured("lora", dict(weak.scores))
