@@ -193,8 +193,12 @@ class RunSink:
     """The event sink a method writes to during ``tunewise run``."""
 
     def __init__(self, streams: Sequence[IO[str]], view: ProgressView | None = None,
-                 callbacks: Sequence[Any] = (), on_start: Callable[[], None] | None = None) -> None:
+                 callbacks: Sequence[Any] = (), on_start: Callable[[], None] | None = None,
+                 started: float | None = None) -> None:
         self._writer = JsonlEventWriter(*streams)
+        self.started = started
+        """``time.time()`` when this session began; stamped on ``start`` as ``session_started`` so a
+        session killed before its ``end`` still has a beginning (:mod:`~tunewise.advisor.spend`)."""
         self.view = view
         self.callbacks = list(callbacks)
         self.on_start = on_start
@@ -205,6 +209,8 @@ class RunSink:
     def __call__(self, kind: str, /, **fields: Any) -> None:
         from tunewise.plugins.events import make_event
 
+        if kind == "start" and self.started is not None:
+            fields.setdefault("session_started", round(self.started, 3))
         if kind == "start" and self.on_start is not None:
             self.on_start()  # the run is accepted: its events file opens before this event is written
         if kind in ("progress", "end") and fields.get("peak_memory_gb"):
@@ -338,7 +344,7 @@ def run_plan(plan: Plan, *, events_to_stdout: bool = False, show_progress: bool 
     callbacks: list[Any] = []
     for _plugin, returned in host.call("tunewise_training_callbacks", plan=plan):
         callbacks.extend(returned)  # checked by the host: a list of callback objects
-    sink = RunSink(streams, view, callbacks, on_start=events_file.accept)
+    sink = RunSink(streams, view, callbacks, on_start=events_file.accept, started=started)
     reported = _report_plugin_problems(host, sink, reported)
     lock = None
     try:

@@ -4,7 +4,8 @@ One definition of each figure, used by ``tunewise run``'s last lines, ``spend.js
 "Spent vs quoted" section and the Results screen:
 
 - **wall time**: the seconds each ``tunewise run`` session of the folder ran (the runner's ``wall_s``
-  in its ``end`` event; a session cut off without one counts from its first event to its last), summed
+  in its ``end`` event; a session cut off without one counts from its ``start`` event's
+  ``session_started``, else its first event, to its last event), summed
   over sessions, so a cancelled and resumed run counts both parts;
 - **training time**: the seconds spent in training phases (``phase`` events counted in ``steps``:
   the optimizer steps with their mid-training evaluations and checkpoints), summed over sessions; a
@@ -68,8 +69,14 @@ def split_sessions(events: Iterable[Mapping[str, Any]]) -> list[list[Mapping[str
     for event in events:
         kind = event.get("event")
         if kind == "start" and started:
+            # Events a run sends before ``start`` reach the file with it: they belong to the new session.
+            since = _number(event.get("session_started"))
+            moved: list[Mapping[str, Any]] = []
+            while since is not None and current and (_number(current[-1].get("time")) or 0.0) >= since \
+                    and current[-1].get("event") != "start":
+                moved.insert(0, current.pop())
             sessions.append(current)
-            current, started = [], False
+            current, started = moved, False
         current.append(event)
         started = started or kind == "start"
         if kind == "end":
@@ -85,15 +92,18 @@ def _times(session: Sequence[Mapping[str, Any]]) -> list[float]:
 
 
 def session_wall_s(session: Sequence[Mapping[str, Any]], now: float | None = None) -> float:
-    """A session's wall seconds: its ``end`` event's ``wall_s``; else first to last event (or ``now``,
+    """A session's wall seconds: its ``end`` event's ``wall_s``; else from when its process began (the
+    ``session_started`` the runner adds to ``start``) or its first event, to its last event (or ``now``,
     for a session still running)."""
     for event in session:
         if event.get("event") == "end" and (wall := _number(event.get("wall_s"))) is not None:
             return max(0.0, wall)
     times = _times(session)
+    began = [t for t in (_number(e.get("session_started")) for e in session if e.get("event") == "start")
+             if t is not None]
     if not times:
         return 0.0
-    return max(0.0, (now if now is not None else max(times)) - min(times))
+    return max(0.0, (now if now is not None else max(times)) - min(times + began[:1]))
 
 
 def _is_training(event: Mapping[str, Any]) -> bool:
