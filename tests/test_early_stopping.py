@@ -217,3 +217,56 @@ def test_early_stopping_settings_do_not_change_the_run_identity() -> None:
     a resume may change them (like max_hours)."""
     assert TrainingSettings(early_stopping_patience=9, early_stopping_min_delta=0.2).identity() == \
         TrainingSettings().identity()
+
+
+def test_a_real_run_saves_the_best_steps_weights_and_evaluates_them_after(tmp_path: Path,
+                                                                          tiny_model_dir: Path) -> None:
+    """``tunewise run`` (full fine-tuning) on answers of random words: the held-out loss falls while the
+    model learns the vocabulary, then rises as it memorises; the saved model is the best step's
+    checkpointed weights, and the after-evaluation is that step's loss."""
+    import json
+    import random
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+    from support import REPO
+
+    rng = random.Random(0)
+    words = [f"w{i}" for i in range(300)]
+    with open(tmp_path / "chat.jsonl", "w") as fh:
+        for _ in range(40):
+            fh.write(json.dumps({"messages": [
+                {"role": "user", "content": " ".join(rng.choice(words) for _ in range(5))},
+                {"role": "assistant", "content": " ".join(rng.choice(words) for _ in range(8))}]}) + "\n")
+    (tmp_path / "plan.yaml").write_text(f"""\
+method: full_finetune
+model: {tiny_model_dir}
+data: chat.jsonl
+training: {{max_steps: 30, batch_size: 2, seq_len: 64, learning_rate: 1.0e-2, lr_schedule: constant,
+           warmup_ratio: 0, eval_fraction: 0.25, eval_steps: 1, save_steps: 1, keep_checkpoints: 100,
+           generation_examples: 0, early_stopping_min_delta: 0}}
+""")
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "tunewise.advisor.cli", "run", str(tmp_path / "plan.yaml"),
+                           "--out", str(out), "--quiet", "--allow-outside-paths"],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    stops = [e for e in events if e["event"] == "log" and e.get("kind") == "early_stopping"]
+    assert len(stops) == 1 and stops[0]["message"].startswith(f"stopped early at step {stops[0]['step']} of 30")
+    best, stopped_at = stops[0]["best_step"], stops[0]["step"]
+    during = {e["step"]: e["metrics"]["loss"] for e in events if e["event"] == "eval" and e["phase"] == "during"}
+    assert best == min(during, key=lambda s: during[s]) and stopped_at == best + 3 < 30
+    assert events[-1]["event"] == "end" and events[-1]["status"] == "completed"
+    assert not [e for e in events if e["event"] == "progress" and e["step"] > stopped_at]
+
+    saved = load_file(str(out / "model" / "model.safetensors"))
+    at_best = load_file(str(out / "checkpoints" / f"step-{best:08d}" / "weights.safetensors"))
+    later = load_file(str(out / "checkpoints" / f"step-{stopped_at - 1:08d}" / "weights.safetensors"))
+    shared = sorted(set(saved) & set(at_best))
+    assert len(shared) >= len(saved) - 1  # all but a tied head
+    assert_same({n: saved[n] for n in shared}, {n: at_best[n] for n in shared})
+    assert any(not later[n].equal(saved[n]) for n in shared)  # not the weights it trained on to
+    after = json.loads((out / "metrics.json").read_text())["after"]["loss"]
+    assert after == pytest.approx(during[best], rel=1e-6)
