@@ -61,6 +61,9 @@ class _Documents:
         self.problem: str | None = None
 
     def keys(self) -> list[str]:
+        if self._keys is None and not self.data:
+            self.problem = "the plan names no documents: fill in its data first"
+            self._keys = []
         if self._keys is None:
             from tunewise.methods.rag.ingest import IngestError, discover
 
@@ -72,6 +75,9 @@ class _Documents:
         return self._keys
 
     def texts(self) -> dict[str, str]:
+        if self._texts is None and not self.data:
+            self.problem = "the plan names no documents: fill in its data first"
+            self._texts = {}
         if self._texts is None:
             from tunewise.methods.rag.ingest import IngestError, discover, read_documents
 
@@ -130,7 +136,10 @@ def parse_typed(text: str, data: Sequence[str | Path]) -> list[TypedQuestion]:
             if not document:
                 problems.append(f"{where}: the document after the second '=>' is empty")
                 continue
-            if keys and not any(source_matches(key, document) for key in keys):
+            if documents.problem:
+                problems.append(f"{where}: cannot check the document {document!r}: {documents.problem}")
+                continue
+            if not any(source_matches(key, document) for key in keys):
                 shown = ", ".join(keys[:5]) + (", …" if len(keys) > 5 else "")
                 problems.append(f"{where}: no document {document!r} in the plan's data ({shown})")
                 continue
@@ -145,8 +154,7 @@ def parse_typed(text: str, data: Sequence[str | Path]) -> list[TypedQuestion]:
             problems.append(f"{where}: the answer {answer!r} is in {len(holding)} documents ({shown}); name the "
                             "one that answers: question => answer => document")
         else:
-            why = documents.problem or ("it is in none of the plan's documents" if texts else
-                                        "the plan names no documents")
+            why = documents.problem or "it is in none of the plan's documents"
             problems.append(f"{where}: cannot find the document holding {answer!r}: {why}; check the answer or "
                             "name the document: question => answer => document")
     if problems:

@@ -54,6 +54,9 @@ def entry_text(question: str, asked: Asked | None, written: str, min_relevance: 
     answer = asked.answer
     text.append(redact(answer.text) + "\n")
     text.append(how_answered(asked, min_relevance) + "\n", style="dim italic")
+    if answer.extractive and answer.generated:
+        reply = redact(" ".join(answer.generated.split()))
+        text.append(f"the model wrote: {reply[:200]}{'…' if len(reply) > 200 else ''}\n", style="dim")
     if answer.relevance is not None and answer.passages:
         text.append(f"best passage similarity {answer.relevance:.2f}\n", style="dim")
     cited = set(answer.cited)

@@ -85,8 +85,6 @@ class PlanScreen(TunewiseScreen):
         with VerticalScroll(id="plan-form"):
             yield Static(f"[b]Plan: {self.title_text}[/b] · defaults filled in; every setting has its help",
                          id="plan-title")
-            if self.method_id == "rag":
-                yield from self._rag_questions()
             if config_class is None:
                 yield Static(f"{self.title_text} has no settings of its own: the plan names its model, data "
                              "and output folder.", classes="question-help")
@@ -95,6 +93,8 @@ class PlanScreen(TunewiseScreen):
                 with Collapsible(title=f"{section.title} ({len(section.questions)})", collapsed=collapsed):
                     for question in section.questions:
                         yield QuestionField(question)
+                if self.method_id == "rag" and section.prefix == "plan.":  # after the data it asks about
+                    yield from self._rag_questions()
         yield Static("", id="plan-command")
         with Horizontal(classes="nav-buttons"):
             yield Button("← Back", id="back", compact=True)
