@@ -586,14 +586,16 @@ def _train_and_report(plan: Plan, events: Any, spec: MethodSpec, settings: Train
     bake, examples, why_not, bake_notes = _bake_off(corpus, settings, tokenizer, spec.title, base_side, result_side,
                                                     facts)
     notes += [why_not] if why_not else bake_notes
+    metrics: dict[str, Any] = {"before": before, "after": after}
     if bake is not None:
         events("bakeoff", **bake.to_dict())
         artifacts["bakeoff"] = str(write_bakeoff(out, bake, examples))
+        metrics = merge_metrics(metrics, bake)  # the main metric joins before/after: tables, card, plots
     summary = RunSummary(
         method=spec.id, title=spec.title, model=ref.name, data_files=corpus.files, data_shape=corpus.shape,
         counts=corpus.counts, settings={**settings.identity(), "learning_rate": learning_rate},
-        config=dataclasses.asdict(spec.config), device=device_description(placement), before=before, after=after,
-        steps=outcome.state.step, train_seconds=outcome.state.train_seconds, wall_seconds=time.time() - wall_start,
+        config=dataclasses.asdict(spec.config), device=device_description(placement),
+        before=metrics["before"], after=metrics["after"], steps=outcome.state.step, train_seconds=outcome.state.train_seconds, wall_seconds=time.time() - wall_start,
         tokens_seen=outcome.state.tokens_seen, peak_memory_gb=peak, history=outcome.state.history,
         eval_history=outcome.state.eval_history, generations=generations, artifacts=artifacts, notes=notes,
     )
@@ -604,9 +606,6 @@ def _train_and_report(plan: Plan, events: Any, spec: MethodSpec, settings: Train
     first_section = bakeoff_markdown(bake, examples) if bake is not None else no_bakeoff_markdown(why_not)
     report = write_report(out, summary, plots, first_section)
     metrics_file = out / "metrics.json"
-    metrics: dict[str, Any] = {"before": before, "after": after}
-    if bake is not None:
-        metrics = merge_metrics(metrics, bake)
     metrics_file.write_text(json.dumps(redact_data(metrics), indent=2))
     artifacts.update(report=str(report), metrics=str(metrics_file), events=str(out / "events.jsonl"))
     summary.wall_seconds = time.time() - wall_start
@@ -632,8 +631,12 @@ def _bake_off(corpus: Corpus, settings: TrainingSettings, tokenizer: Any, title:
     try:
         bake, examples, notes = compare(corpus, tokenizer, title, base, result, facts)
     except BakeOffError as exc:
-        return None, [], (f"no bake-off: {exc}. Start the run again with --force (or in a new --out) so the "
-                          "base and the result are scored on the same held-out examples"), []
+        return None, [], f"no bake-off: {exc}", []
+    answered, held = len(corpus.generation), corpus.counts.get("held_out_examples")
+    if corpus.shape in SUPERVISED_SHAPES and isinstance(held, int) and answered < held:
+        notes.append(f"the bake-off answers {answered} of the {held} held-out examples "
+                     f"(training.generation_examples: {settings.generation_examples}); remove that setting to "
+                     "answer them all")
     return bake, examples, None, notes
 
 
