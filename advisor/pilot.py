@@ -66,6 +66,8 @@ HELD_OUT_MAX_SHARE = 0.25
 SEED = 42
 TRAIN_SHARE = 0.5
 """Share of a training candidate's minutes its optimizer steps may use (loading and evaluation take the rest)."""
+FINISH_AT = 0.75
+"""A training candidate still training at this share of its minutes is stopped and evaluated from its checkpoint."""
 OVERRUN = 1.5
 """A candidate still running at this multiple of its minutes (plus :data:`GRACE_S`) is stopped."""
 GRACE_S = 60.0
@@ -160,6 +162,8 @@ class Candidate:
     notes: tuple[str, ...] = ()
     """How the pilot's plan differs from a full plan (fewer steps, one selection strategy …)."""
     plan_text: str = ""
+    trains: bool = False
+    """The plan has a ``training:`` block (a run that can be stopped at a checkpoint and evaluated)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, "title": self.title, "rank": self.rank, "score": self.score,
@@ -502,8 +506,10 @@ def write_plan(candidate: Candidate, profile: Profile, sample: PilotSample, out:
         asked = sample.held_count or held
         training.update({"seed": SEED, "eval_fraction": asked / sample.rows, "eval_max_examples": asked,
                          "generation_examples": None, "max_new_tokens": _answer_tokens(sample),
-                         "max_hours": round(minutes / 60, 4), "save_steps": 10**6})
-        reasons.update({"max_hours": f"the pilot's {minutes:.1f} minutes for this candidate",
+                         "max_hours": round(minutes * OVERRUN / 60, 4), "save_steps": 10**6})
+        reasons.update({"max_hours": f"the run's own guard: {OVERRUN:g}x the pilot's {minutes:.1f} minutes for this "
+                                     f"candidate (at {FINISH_AT:.0%} of them the pilot stops training at a "
+                                     "checkpoint and evaluates it)",
                         "eval_fraction": f"the pilot's shared held-out split: {held} of {sample.rows} rows"})
     sections = plan_sections(method, config_class, model=model or profile.model.name, data=data,
                              output_dir=str(run_dir))
@@ -521,7 +527,7 @@ def write_plan(candidate: Candidate, profile: Profile, sample: PilotSample, out:
     parse_plan(text, source=str(plan_path), base_dir=out.resolve())
     plan_path.write_text(redact(text), encoding="utf-8")
     return replace(candidate, plan_path=str(plan_path), run_dir=str(run_dir), minutes=minutes, notes=tuple(notes),
-                   plan_text=redact(text))
+                   plan_text=redact(text), trains=bool(training))
 
 
 # -- running ------------------------------------------------------------------------------------
@@ -541,9 +547,12 @@ def run_candidate(candidate: Candidate, out: Path, *, cancel: threading.Event | 
                   progress: Progress | None = None, index: int = 1, count: int = 1) -> dict[str, Any]:
     """Run the candidate's plan as ``tunewise run`` in a subprocess; its ``end`` event (or what happened).
 
-    The run is stopped (SIGTERM, then SIGKILL) when ``cancel`` is set or it overruns its minutes
-    (:data:`OVERRUN` x minutes + :data:`GRACE_S`). Returns ``{"status", "result", "wall_s", "device",
-    "message"}``.
+    A training run still training at :data:`FINISH_AT` of its minutes is asked to stop (SIGTERM: it
+    checkpoints and ends ``cancelled``) and is then resumed from that checkpoint with ``--max-steps``
+    at the checkpoint's step, so it trains no further but evaluates its result: the pilot measures
+    what fits in its time instead of nothing. The run is stopped for good (SIGTERM, then SIGKILL) when
+    ``cancel`` is set or it overruns (:data:`OVERRUN` x minutes + :data:`GRACE_S`). Returns
+    ``{"status", "result", "wall_s", "device", "message", "finished_early_at"}``.
     """
     events_path = out / f"{candidate.method}.events.jsonl"
     log_path = out / f"{candidate.method}.log"
@@ -551,15 +560,30 @@ def run_candidate(candidate: Candidate, out: Path, *, cancel: threading.Event | 
             "--events", "-", "--quiet", "--allow-outside-paths"]
     started = time.monotonic()
     limit = candidate.minutes * 60 * OVERRUN + GRACE_S
-    with open(events_path, "wb") as stdout, open(log_path, "wb") as stderr:
-        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
-                                   start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        stopped_why = _follow(process, candidate, events_path, started, limit, cancel, progress, index, count)
-    finally:  # Ctrl-C or an error here must not leave the run going in its own session
-        if process.poll() is None:
-            _stop(process)
-    process.wait()
+    finish_at = candidate.minutes * 60 * FINISH_AT if candidate.trains else None
+    finished_early_at: int | None = None
+    stopped_why = ""
+    for attempt in range(2):
+        with open(events_path, "ab" if attempt else "wb") as stdout, open(log_path, "ab") as stderr:
+            process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
+                                       start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            stopped_why = _follow(process, candidate, events_path, started, limit, cancel, progress, index, count,
+                                  finish_at=None if attempt else finish_at)
+        finally:  # Ctrl-C or an error here must not leave the run going in its own session
+            if process.poll() is None:
+                _stop(process)
+        process.wait()
+        if stopped_why != FINISH:
+            break
+        checkpoints = [e for e in _read_events(events_path) if e.get("event") == "checkpoint"]
+        if not checkpoints:
+            stopped_why = "over its time share before its first checkpoint"
+            break
+        finished_early_at = int(checkpoints[-1].get("step") or 0)
+        # Resume at the checkpoint with no steps left: training ends there, evaluation and the bake-off run.
+        argv = [*argv, "--resume", "--force", "--max-steps", str(max(1, finished_early_at))]
+        stopped_why = ""
     wall = time.monotonic() - started
     events = _read_events(events_path)
     start = next((e for e in events if e.get("event") == "start"), {})
@@ -576,28 +600,41 @@ def run_candidate(candidate: Candidate, out: Path, *, cancel: threading.Event | 
             if log_path.exists() else []
         message = f"the run ended without a result (exit code {process.returncode})" + (
             f": {tail[0][:300]}" if tail else "")
-    return {"status": status, "result": result, "wall_s": float(end.get("wall_s") or wall) if end else wall,
-            "device": str(start.get("device") or ""), "message": message}
+    return {"status": status, "result": result, "wall_s": wall, "device": str(start.get("device") or ""),
+            "message": message, "finished_early_at": finished_early_at,
+            "total_steps": int(start.get("total_steps") or 0)}
+
+
+FINISH = "finish"
 
 
 def _follow(process: subprocess.Popen[bytes], candidate: Candidate, events_path: Path, started: float,
-            limit: float, cancel: threading.Event | None, progress: Progress | None, index: int, count: int) -> str:
-    """Wait for the run, reporting its progress; stop it when cancelled or over ``limit`` s (returns why)."""
+            limit: float, cancel: threading.Event | None, progress: Progress | None, index: int, count: int, *,
+            finish_at: float | None = None) -> str:
+    """Wait for the run, reporting its progress; stop it when cancelled or over ``limit`` s (returns why),
+    or, once ``finish_at`` s have passed while it trains, ask it to checkpoint and end (returns :data:`FINISH`)."""
     stopped_why = ""
     seen = 0
     start: dict[str, Any] = {}
+    training = False
     while process.poll() is None:
         if cancel is not None and cancel.wait(0.25):
             stopped_why = "cancelled"
         elif cancel is None:
             time.sleep(0.25)
-        if not stopped_why and time.monotonic() - started > limit:
+        elapsed = time.monotonic() - started
+        if not stopped_why and elapsed > limit:
             stopped_why = f"over its time share ({candidate.minutes:.1f} min × {OVERRUN:g} + {GRACE_S:.0f} s)"
         events = _read_events(events_path)
         for event in events[seen:]:
-            if event.get("event") == "start":
+            kind = event.get("event")
+            if kind == "start":
                 start = event
-            if progress is not None and event.get("event") in ("start", "progress", "phase"):
+            elif kind == "progress":
+                training = True
+            elif kind == "phase" and str(event.get("phase", "")).startswith(("evaluating after", "saving")):
+                training = False
+            if progress is not None and kind in ("start", "progress", "phase"):
                 progress(PilotProgress("running", candidate.method, index, count, int(event.get("step") or 0),
                                        int(event.get("total_steps") or start.get("total_steps") or 0),
                                        str(event.get("phase") or "")))
@@ -605,6 +642,16 @@ def _follow(process: subprocess.Popen[bytes], candidate: Candidate, events_path:
         if stopped_why:
             _stop(process)
             break
+        if finish_at is not None and training and elapsed > finish_at:
+            # The loop checkpoints at its next step and ends "cancelled"; the caller resumes it to evaluate.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=max(30.0, limit - elapsed))
+            except subprocess.TimeoutExpired:
+                _stop(process)
+                return "it did not stop at its checkpoint in time"
+            return FINISH
     return stopped_why
 
 
@@ -936,6 +983,11 @@ def run_pilot(profile: Profile, ranking: Ranking, *, methods: Sequence[str] | No
         tell(PilotProgress("measuring", rec.method, index, len(chosen)))
         hourly = price if not str(outcome.get("device", "")).startswith("cuda") else \
             find_hardware(profile.hardware.gpu).usd_per_hour_high
+        if outcome.get("finished_early_at") is not None:
+            candidate = replace(candidate, notes=(*candidate.notes, (
+                f"trained {outcome['finished_early_at']} of {outcome.get('total_steps') or '?'} steps: stopped at "
+                f"{FINISH_AT:.0%} of its {share:.1f} minutes and evaluated from that checkpoint")))
+            candidates[-1] = candidate
         measured = measure(candidate, outcome, sample, usd_per_hour=hourly)
         measurements.append(measured)
         coverage = _coverage(measured, sample)

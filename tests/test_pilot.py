@@ -258,3 +258,23 @@ def test_split_is_the_one_the_training_methods_compute(tmp_path: Path, monkeypat
     keys = [row_key(r.data) for r in loaded.rows]
     _, held = split_indices(keys, sample.held_count / sample.rows, sample.held_count, SEED)
     assert [sample.original(loaded.rows[i].where) for i in held] == list(sample.held_ids)
+
+
+def test_a_run_over_its_time_is_stopped_at_a_checkpoint_and_still_measured(tmp_path: Path,
+                                                                          tiny_model_dir: Path) -> None:
+    """A training candidate that would train past its minutes checkpoints, stops, and is evaluated anyway."""
+    from tunewise.advisor.pilot import Candidate, run_candidate
+
+    answers = write_answers(tmp_path)  # writes intents.jsonl beside it
+    plan = tmp_path / "lora.plan.yaml"
+    plan.write_text(f"method: lora\nmodel: {tiny_model_dir}\ndata: {tmp_path / 'intents.jsonl'}\n"
+                    f"output_dir: {tmp_path / 'lora'}\ntraining: {{epochs: 200, batch_size: 2, seq_len: 128, "
+                    "packing: false, eval_fraction: 0.25, max_new_tokens: 8, save_steps: 1000000}\n")
+    assert answers.exists()
+    candidate = Candidate("lora", "LoRA", 1, 0.5, None, plan_path=str(plan), run_dir=str(tmp_path / "lora"),
+                          minutes=0.05, trains=True)
+    outcome = run_candidate(candidate, tmp_path)
+    assert outcome["status"] == "completed", outcome["message"]
+    assert outcome["finished_early_at"] is not None and 0 < outcome["finished_early_at"] < outcome["total_steps"]
+    assert outcome["result"]["steps"] == outcome["finished_early_at"]
+    assert outcome["result"]["metrics_after"]  # evaluated from the checkpoint
