@@ -9,6 +9,7 @@ elsewhere (``tunewise --run DIR``) is the same code path.
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from tunewise.advisor.run_times import RunTimes, run_times
 from tunewise.plugins.events import parse_event_line
 from tunewise.plugins.redaction import seal_data
 
@@ -76,6 +78,71 @@ class EventTail:
 
 
 @dataclass
+class Phase:
+    """One thing the run does (``evaluating before``, ``training``, ``embedding`` …) with its own progress.
+
+    ``elapsed_s`` counts the closed stints (a phase entered again after a resume has several); the open
+    one runs from ``since``. The rate behind :meth:`eta_s` comes from the open stint's first and latest
+    ``(time, done)`` points, so a resumed phase is not credited with the steps done before it.
+    """
+
+    name: str
+    unit: str = ""
+    done: int | None = None
+    total: int | None = None
+    state: str = "running"
+    """``running``, ``done``, or how the run ended while in it (``cancelled``, ``failed``, ``stopped``,
+    ``interrupted`` for a session cut off without an end)."""
+    elapsed_s: float = 0.0
+    since: float | None = None
+    origin: tuple[float, float] | None = None
+    latest: tuple[float, float] | None = None
+    reported_eta_s: float | None = None
+    """The run's own estimate (a ``progress`` event's ``eta_s``), preferred to the rate from the events."""
+    to_latest: bool = False
+    """Timed from its first to its latest report (training inferred from ``progress`` events alone),
+    as :func:`~tunewise.advisor.run_times.session_train_s` counts it."""
+
+    @property
+    def training(self) -> bool:
+        return self.unit == "steps"
+
+    def seconds(self, until: float | None) -> float | None:
+        """Wall seconds in this phase, the open stint counted to ``until``; None when never timed."""
+        if self.since is None:
+            return self.elapsed_s if self.elapsed_s > 0 else None
+        if self.to_latest and self.latest is not None:
+            until = self.latest[0]
+        return self.elapsed_s + max(0.0, (until if until is not None else self.since) - self.since)
+
+    def eta_s(self) -> float | None:
+        if self.total is None or self.done is None:
+            return None
+        if self.done >= self.total:
+            return 0.0
+        if self.reported_eta_s is not None:
+            return self.reported_eta_s
+        if self.origin is None or self.latest is None:
+            return None
+        (t0, d0), (t1, d1) = self.origin, self.latest
+        if d1 <= d0 or t1 <= t0:
+            return None
+        return (t1 - t0) / (d1 - d0) * (self.total - self.done)
+
+    @property
+    def fraction(self) -> float | None:
+        if self.total is None or self.done is None or self.total <= 0:
+            return None
+        return min(1.0, max(0.0, self.done / self.total))
+
+
+EVAL_PHASES = {"before": "evaluating before", "after": "evaluating after"}
+"""The phase an ``eval`` event closes, for event streams written before ``phase`` events existed."""
+
+END_STATES = ("completed", "failed", "cancelled", "stopped", "crashed")
+
+
+@dataclass
 class RunState:
     """Everything the run screen shows, folded from the event stream."""
 
@@ -90,9 +157,12 @@ class RunState:
     lr: float | None = None
     tokens_per_s: float | None = None
     elapsed_s: float | None = None
+    """The latest ``progress`` event's ``elapsed_s`` (the method's own step clock; not what the screen
+    calls elapsed, which is :meth:`times`)."""
     eta_s: float | None = None
     peak_memory_gb: float | None = None
     wall_s: float | None = None
+    """Once ended: the run's wall seconds summed over its sessions (:mod:`tunewise.advisor.run_times`)."""
     losses: list[tuple[int, float]] = field(default_factory=list)
     eval_losses: list[tuple[int, float]] = field(default_factory=list)
     evals: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -103,18 +173,38 @@ class RunState:
     result: dict[str, Any] | None = None
     plan: dict[str, Any] | None = None
     starts: int = 0
+    phases: list[Phase] = field(default_factory=list)
+    current: Phase | None = None
+    bakeoff: dict[str, Any] | None = None
+    trained: bool = False
+    """A ``progress`` event came: the run trains, so the screen shows its loss chart."""
+    events: list[dict[str, Any]] = field(default_factory=list)
+    """Every event, for the times (summed over sessions)."""
+    last_time: float | None = None
+    explicit_phases: bool = False
+    """The run sends ``phase`` events; else (older streams) ``eval`` events stand for its evaluations."""
 
     @property
     def finished(self) -> bool:
-        return self.status in ("completed", "failed", "cancelled", "stopped", "crashed")
+        return self.status in END_STATES
 
     @property
     def fraction(self) -> float:
         return min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
 
+    def times(self, now: float | None = None) -> RunTimes:
+        """Wall and training time over every session; ``now`` counts a session still running up to now."""
+        return run_times(self.events, None if self.finished else now)
+
     def apply(self, event: Mapping[str, Any]) -> None:
         kind = event.get("event")
+        when = _number(event.get("time"))
+        when = when if when is not None and math.isfinite(when) else None
+        self.events.append(dict(event))
         if kind == "start":
+            if self.starts and self.current is not None:
+                # The session before ended without an ``end`` event (killed): its phase stopped then.
+                self._close(self.last_time, "interrupted")
             self.starts += 1
             self.status = "running"
             self.method = str(event.get("method", self.method))
@@ -122,10 +212,17 @@ class RunState:
             self.total_steps = int(event.get("total_steps") or 0)
             self.plan = event.get("plan") if isinstance(event.get("plan"), dict) else self.plan
             self.result = None
+            self.wall_s = None
             if self.starts > 1:
                 self.logs.append(("info", "run started again (resume)"))
+        elif kind == "phase":
+            self.status = "running"
+            self.explicit_phases = True
+            self._enter(str(event.get("phase") or "working"), when, _count(event.get("done")),
+                        _count(event.get("total")), str(event.get("unit") or ""))
         elif kind == "progress":
             self.status = "running"
+            self.trained = True
             step = int(event.get("step", 0))
             # A resume from an earlier checkpoint replays steps: forget the points it replaces.
             self.losses = [(s, v) for s, v in self.losses if s < step]
@@ -140,6 +237,16 @@ class RunState:
             self.peak_memory_gb = _number(event.get("peak_memory_gb")) or self.peak_memory_gb
             if self.loss is not None:
                 self.losses.append((step, self.loss))
+            # A staged method (RLHF) counts steps across the run and also within the stage.
+            done = _count(event.get("stage_step"))
+            total = _count(event.get("stage_steps"))
+            if done is None or total is None:
+                done, total = step, self.total_steps or None
+            training = self.current if self.current is not None and self.current.training else None
+            self._enter(training.name if training else "training", when, done, total, "steps")
+            assert self.current is not None
+            self.current.reported_eta_s = self.eta_s
+            self.current.to_latest = not self.explicit_phases
         elif kind == "eval":
             phase = str(event.get("phase", "during"))
             metrics = {k: v for k, v in (event.get("metrics") or {}).items() if isinstance(v, (int, float))}
@@ -147,6 +254,7 @@ class RunState:
             loss = metrics.get("eval_loss", metrics.get("loss"))
             if loss is not None:
                 self.eval_losses.append((int(event.get("step", 0)), float(loss)))
+            self._eval_phase(phase, when)
         elif kind == "checkpoint":
             self.checkpoints.append((int(event.get("step", 0)), str(event.get("path", ""))))
             self.logs.append(("info", f"checkpoint at step {event.get('step')}: {event.get('path')}"))
@@ -155,14 +263,87 @@ class RunState:
         elif kind == "error":
             self.errors.append(dict(event))
             self.logs.append(("error", f"{event.get('kind', 'error')}: {event.get('message', '')}"))
+        elif kind == "bakeoff":
+            self.bakeoff = dict(event)
         elif kind == "end":
             self.status = str(event.get("status", "failed"))
+            if self.status not in END_STATES:
+                self.status = "failed"
             result = event.get("result")
             self.result = result if isinstance(result, dict) else None
-            self.wall_s = _number(event.get("wall_s"))
             self.peak_memory_gb = _number(event.get("peak_memory_gb")) or self.peak_memory_gb
             if self.status == "completed" and self.total_steps:
                 self.step = max(self.step, self.total_steps if not self.errors else self.step)
+            self._close(when if when is not None else self.last_time,
+                        "done" if self.status == "completed" else self.status)
+            if self.status == "completed":
+                for finished in self.phases:
+                    finished.state = "done"
+            self.wall_s = run_times(self.events).wall_s
+        if when is not None:
+            self.last_time = when if self.last_time is None else max(self.last_time, when)
+
+    def crashed(self) -> None:
+        """The process is gone without an ``end`` event."""
+        self.status = "crashed"
+        self._close(self.last_time, "interrupted")
+
+    # -- phases --------------------------------------------------------------------------------
+
+    def phase(self, name: str) -> Phase | None:
+        return next((p for p in self.phases if p.name == name), None)
+
+    def _enter(self, name: str, when: float | None, done: int | None, total: int | None, unit: str) -> None:
+        """A phase event (or a progress event standing for one): make ``name`` current and update it."""
+        phase = self.phase(name)
+        fresh = phase is None
+        if phase is None:
+            phase = Phase(name)
+            self.phases.append(phase)
+        if self.current is not phase:
+            self._close(when, "done")
+            phase.state = "running"
+            phase.since = when
+            phase.reported_eta_s = None
+            if when is None:
+                phase.origin = None
+            elif fresh and done:
+                # The first report came after some work: the phase began when the run's previous event came.
+                phase.origin = (self.last_time if self.last_time is not None else when, 0.0)
+            else:
+                phase.origin = (when, float(done or 0))
+            self.current = phase
+        phase.unit = unit or phase.unit
+        phase.total = total if total is not None else phase.total
+        phase.done = done if done is not None else phase.done
+        if when is not None and done is not None:
+            phase.latest = (when, float(done))
+
+    def _eval_phase(self, phase: str, when: float | None) -> None:
+        """An older stream (no ``phase`` events) still shows that the run evaluated before and after."""
+        name = EVAL_PHASES.get(phase)
+        if self.explicit_phases or name is None or self.phase(name) is not None:
+            return
+        self._close(when, "done")
+        self.phases.append(Phase(name, state="done"))
+
+    def _close(self, when: float | None, how: str) -> None:
+        phase = self.current
+        if phase is None:
+            return
+        if phase.to_latest and phase.latest is not None:
+            when = phase.latest[0]
+        if phase.since is not None and when is not None:
+            phase.elapsed_s += max(0.0, when - phase.since)
+        phase.since = None
+        phase.state = how
+        phase.reported_eta_s = None
+        self.current = None
+
+
+def _count(value: Any) -> int | None:
+    number = _number(value)
+    return None if number is None or not math.isfinite(number) else max(0, int(number))
 
 
 def _number(value: Any) -> float | None:

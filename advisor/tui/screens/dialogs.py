@@ -29,8 +29,9 @@ class MessageDialog(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,enter", "close", "Close")]
     DIALOG_CLASSES = "dialog"
 
-    def __init__(self, title: str, message: str, details: str = "") -> None:
-        super().__init__(classes="dialog-screen")
+    def __init__(self, title: str, message: str, details: str = "", *, overlay: bool = False) -> None:
+        # ``overlay``: the screen underneath stays visible (dimmed), e.g. a run that goes on or ended.
+        super().__init__(classes="dialog-screen dialog-overlay" if overlay else "dialog-screen")
         self.title_text = title
         self.message = message
         self.details = details
@@ -119,12 +120,13 @@ class PathDialog(ModalScreen[Path | None]):
 
 
 class ConfirmDialog(ModalScreen[bool]):
-    """A yes/no question; Enter/y confirms, Escape/n declines."""
+    """A yes/no question over the screen it is about, which stays visible (dimmed) and live behind it;
+    Enter/y confirms, Escape/n declines."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("y", "answer(True)", "Yes"), Binding("n,escape", "answer(False)", "No")]
 
     def __init__(self, title: str, message: str, yes: str = "Yes", no: str = "No") -> None:
-        super().__init__(classes="dialog-screen")
+        super().__init__(classes="dialog-screen dialog-overlay")
         self.title_text = title
         self.message = message
         self.yes = yes

@@ -1,10 +1,13 @@
-"""Run: starts or follows ``tunewise run``; progress, speed, ETA, live loss chart, log tail, cancel, resume."""
+"""Run: starts or follows ``tunewise run``; each phase's progress and ETA, elapsed time summed over resumes,
+the loss chart once training steps come, the outcome (with the bake-off's verdict), log tail, cancel, resume."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import ClassVar
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -12,6 +15,7 @@ from textual.widgets import Footer, Header, Log, ProgressBar, Static
 from tunewise.advisor.tui.run_watch import (
     EVENTS_FILE,
     EventTail,
+    Phase,
     RunHandle,
     RunState,
     format_duration,
@@ -22,6 +26,9 @@ from tunewise.advisor.tui.screens.dialogs import ConfirmDialog, ErrorDialog
 from tunewise.advisor.tui.widgets.loss_chart import LossChart
 
 POLL_SECONDS = 0.25
+PHASE_ROWS = 4
+"""Phase lines shown; earlier finished phases share the first line (fits 80x24 with the chart)."""
+MARKS = {"running": "▶", "done": "✓"}
 
 
 class RunScreen(TunewiseScreen):
@@ -52,6 +59,8 @@ class RunScreen(TunewiseScreen):
                 yield ProgressBar(total=None, show_eta=False, id="run-progress")
                 yield Static("", id="run-steps")
             yield Static("", id="run-stats")
+            yield Static("", id="run-phases")
+            yield Static("", id="run-outcome")
             yield LossChart(id="run-chart")
             yield Log(id="run-log", max_lines=500)
         yield Footer()
@@ -90,7 +99,7 @@ class RunScreen(TunewiseScreen):
         self._draw()
 
     def _crashed(self, code: int) -> None:
-        self.state.status = "crashed"
+        self.state.crashed()
         if self._crash_reported:
             return
         self._crash_reported = True
@@ -100,7 +109,7 @@ class RunScreen(TunewiseScreen):
             "The run stopped without finishing",
             f"`tunewise run` {how} before reporting an end. "
             f"Its output is in {self.run_dir / 'tui-run.log'}; resume with r once fixed.",
-            tail,
+            tail, overlay=True,
         ))
 
     def _ended(self) -> None:
@@ -112,40 +121,83 @@ class RunScreen(TunewiseScreen):
             self.notify("Run cancelled after its checkpoint: press r to resume.", title="run")
         elif state.status == "stopped":
             message = str((state.result or {}).get("message", "")) or "a guardrail stopped the run"
-            self.app.push_screen(ErrorDialog("The run stopped at a guardrail (resumable)", message))
+            self.app.push_screen(ErrorDialog("The run stopped at a guardrail (resumable)", message, overlay=True))
         elif state.status == "failed" and state.errors and not self._crash_reported:
             error = state.errors[-1]
             self.app.push_screen(ErrorDialog(f"The run failed ({error.get('kind', 'error')})",
-                                             str(error.get("message", ""))))
+                                             str(error.get("message", "")), overlay=True))
+
+    def _live(self) -> bool:
+        """Whether a session is running now (so its time counts up to now, not to its last event)."""
+        return self.process is not None and self.process.running and not self.state.finished
 
     def _draw(self) -> None:
         state = self.state
+        now = time.time() if self._live() else None
+        until = now if now is not None else state.last_time
         status = state.status
         label = {"waiting": "waiting for the run to start", "crashed": "stopped without finishing"}.get(status, status)
         head = f"[b]{state.method or 'run'}[/b] · {label}"
         if state.device:
             head += f" · {state.device}"
         self.query_one("#run-head", Static).update(head)
-        bar = self.query_one("#run-progress", ProgressBar)
-        if state.total_steps:
-            bar.update(total=state.total_steps, progress=state.step)
-        self.query_one("#run-steps", Static).update(
-            f"step {state.step}/{state.total_steps}" if state.total_steps else "step –")
-        stats = [
-            f"loss {state.loss:.4f}" if state.loss is not None else "loss –",
-            f"{state.tokens_per_s:,.0f} tok/s" if state.tokens_per_s is not None else "– tok/s",
-            f"elapsed {format_duration(state.wall_s if state.finished and state.wall_s else state.elapsed_s)}",
-            f"ETA {format_duration(0 if state.finished else state.eta_s)}",
-        ]
+        self._draw_progress(state)
+        times = state.times(now)
+        stats = []
+        if state.trained:
+            stats += [f"loss {state.loss:.4f}" if state.loss is not None else "loss –",
+                      f"{state.tokens_per_s:,.0f} tok/s" if state.tokens_per_s is not None else "– tok/s"]
+        elapsed = f"elapsed {format_duration(times.wall_s)}" if state.events else "elapsed –"
+        if times.sessions > 1:
+            elapsed += f" ({times.sessions} sessions)"
+        stats.append(elapsed)
+        if not state.finished:
+            current = state.current
+            eta = current.eta_s() if current is not None else None
+            stats.append(f"ETA {format_duration(eta)}")
         if state.peak_memory_gb is not None:
             stats.append(f"peak {state.peak_memory_gb:.2f} GB")
         self.query_one("#run-stats", Static).update("  ·  ".join(stats))
-        self.query_one(LossChart).show_losses(state.losses, state.eval_losses)
+        self.query_one("#run-phases", Static).update(phase_lines(state, until))
+        outcome = self.query_one("#run-outcome", Static)
+        outcome.display = state.finished
+        outcome.update(outcome_text(state) if state.finished else "")
+        chart = self.query_one(LossChart)
+        # Methods that do not train (RAG, in-context) have no loss: phases instead of an empty chart.
+        chart.display = state.trained
+        self.query_one("#run").set_class(not state.trained, "-no-chart")
+        chart.show_losses(state.losses, state.eval_losses)
         log = self.query_one(Log)
         lines = list(state.logs)
         for level, message in lines[self._logs_shown:]:
             log.write_line(message if level == "info" else f"{level.upper()}: {message}")
         self._logs_shown = len(lines)
+
+    def _draw_progress(self, state: RunState) -> None:
+        """The bar follows the current phase; a finished run's bar stands still (100% once completed)."""
+        bar = self.query_one("#run-progress", ProgressBar)
+        steps = self.query_one("#run-steps", Static)
+        current = state.current
+        counted = f"step {state.step}/{state.total_steps}" if state.total_steps else ""
+        if state.status == "completed":
+            bar.update(total=100, progress=100)
+            steps.update(counted or "done")
+            return
+        if state.finished:
+            fraction = state.fraction if state.total_steps else (_last_fraction(state) or 0.0)
+            bar.update(total=100, progress=round(100 * fraction))
+            steps.update(counted or state.status)
+            return
+        if current is not None and current.training and state.total_steps:
+            bar.update(total=state.total_steps, progress=state.step)
+            steps.update(counted)
+        elif current is not None and current.total:
+            bar.update(total=current.total, progress=current.done or 0)
+            steps.update(f"{current.name} {current.done or 0}/{current.total}")
+        else:
+            bar.update(total=None)  # nothing to count yet (starting, saving): the bar says it is busy
+            steps.update(current.name if current is not None else (counted or (
+                "starting" if state.status == "running" else "step –")))
 
     # -- actions ---------------------------------------------------------------------------
 
@@ -193,3 +245,63 @@ class RunScreen(TunewiseScreen):
             self.notify("The run keeps going in the background; `tunewise --run "
                         f"{self.run_dir}` follows it again.")
         self.app.pop_screen()
+
+
+def _last_fraction(state: RunState) -> float | None:
+    """How far the phase a run ended in got."""
+    for phase in reversed(state.phases):
+        if phase.fraction is not None:
+            return phase.fraction
+    return None
+
+
+def phase_line(phase: Phase, until: float | None) -> str:
+    """``▶ evaluating before  12/30 examples · 8s · ~40s left``."""
+    mark = MARKS.get(phase.state, "■")
+    parts = [f"{mark} {phase.name}"]
+    if phase.total is not None and phase.done is not None:
+        parts[0] += f"  {phase.done}/{phase.total}" + (f" {phase.unit}" if phase.unit else "")
+    seconds = phase.seconds(until)
+    if seconds is not None:
+        parts.append(format_duration(seconds))
+    if phase.state == "running":
+        eta = phase.eta_s()
+        if eta is not None and phase.done != phase.total:
+            parts.append(f"~{format_duration(eta)} left")
+    elif phase.state != "done":
+        parts.append(phase.state)
+    return " · ".join(parts)
+
+
+def phase_lines(state: RunState, until: float | None) -> Text:
+    """One line per phase, the current one bold; older finished phases folded into the first line."""
+    phases = state.phases
+    text = Text(no_wrap=True, overflow="ellipsis")
+    if not phases:
+        return text
+    hidden = phases[:-PHASE_ROWS + 1] if len(phases) > PHASE_ROWS else []
+    if hidden:
+        seconds = sum(p.seconds(until) or 0.0 for p in hidden)
+        text.append(f"✓ {len(hidden)} earlier phases ({', '.join(p.name for p in hidden)}) · "
+                    f"{format_duration(seconds)}\n", style="dim")
+    shown = phases[len(hidden):]
+    for i, phase in enumerate(shown):
+        style = "bold" if phase is state.current else ("dim" if phase.state == "done" else "")
+        text.append(phase_line(phase, until) + ("\n" if i < len(shown) - 1 else ""), style=style)
+    return text
+
+
+def outcome_text(state: RunState) -> Text:
+    """The end in one sentence: the status, and the bake-off's verdict when the run sent one."""
+    text = Text()
+    text.append(state.status, style="bold")
+    result = state.result or {}
+    if state.bakeoff and state.bakeoff.get("sentence"):
+        text.append(f": {state.bakeoff['sentence']}")
+    elif state.status == "crashed":
+        text.append(": the run stopped without reporting an end; r resumes from its last checkpoint")
+    elif result.get("message"):
+        text.append(f": {result['message']}")
+    elif state.errors:
+        text.append(f": {state.errors[-1].get('message', '')}")
+    return text
