@@ -71,11 +71,13 @@ def _answered(app: TunewiseApp, count: int) -> bool:
 @async_test
 async def test_a_question_is_answered_with_citations_and_the_cited_passages(
         work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tunewise.advisor.tui.screens.run import RunScreen
+
     monkeypatch.chdir(work)
-    app = TunewiseApp(workdir=work)
+    app = TunewiseApp(workdir=work, run_dir=Path("runs/rag"))  # `tunewise --run runs/rag`, then a
     async with app.run_test(size=(100, 40)) as pilot:
-        await pilot.pause()
-        app.show_ask(Path("runs/rag"))
+        await wait_until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.state.finished, "the run")
+        await pilot.press("a")
         await wait_until(pilot, lambda: _ask_shown(app), "the Ask screen")
         screen = app.screen
         assert isinstance(screen, AskScreen)

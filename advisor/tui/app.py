@@ -31,6 +31,7 @@ class TunewiseApp(App[int]):
         Binding("ctrl+q", "quit", "Quit", priority=True),
         Binding("f1", "help", "Help"),
         Binding("t", "try_it", "Try it", show=False),  # on a finished run's screen (the results list it)
+        Binding("a", "ask", "Ask a RAG run's index", show=False),  # on a finished RAG run's screen
     ]
 
     def __init__(self, *, answers: Path | None = None, run_dir: Path | None = None,
@@ -207,6 +208,22 @@ class TunewiseApp(App[int]):
 
         started_here = index_dir is not None and Path(index_dir).resolve() in self.runs
         self.push_screen(AskScreen(index_dir, allow_outside_paths=True if started_here else None))
+
+    def action_ask(self) -> None:
+        """``a`` on the run screen of a finished RAG run: questions to its index (see :meth:`show_ask`)."""
+        from tunewise.advisor.tui.screens.run import RunScreen
+
+        screen = self.screen
+        if not isinstance(screen, RunScreen):
+            return
+        if screen.state.method != "rag":
+            self.notify(f"Ask needs a RAG run (this is a {screen.state.method or 'unknown'} run); Welcome → a asks "
+                        "any index.", severity="warning")
+            return
+        if not screen.state.finished:
+            self.notify("The run is still going; ask its index once it has finished.", severity="warning")
+            return
+        self.show_ask(screen.run_dir)
 
     def action_try_it(self) -> None:
         """``t`` on the run screen of a finished run (``tunewise --run DIR``, then ``t``)."""

@@ -162,6 +162,10 @@ class AskScreen(TunewiseScreen):
     def _open_failed(self, error: BaseException) -> None:
         self.load_error = str(error)
         self._head(f"This index cannot be asked: {error}")
+        if self.pending:  # typed while it loaded: say they were not asked, rather than keep them forever
+            self.notify(f"{len(self.pending)} question(s) not asked: the index could not be opened.",
+                        severity="warning")
+            self.pending.clear()
 
     def _opened(self, asker: Asker) -> None:
         self.asker = asker
