@@ -100,7 +100,7 @@ class PilotProgress:
 
     def describe(self) -> str:
         where = f"{self.index}/{self.count} {self.method}: " if self.method else ""
-        steps = f" (step {self.step}/{self.total_steps})" if self.total_steps else ""
+        steps = f" ({self.step}/{self.total_steps})" if self.total_steps else ""
         return f"{where}{self.phase}{steps}" + (f" · {self.message}" if self.message else "")
 
 
@@ -635,8 +635,9 @@ def _follow(process: subprocess.Popen[bytes], candidate: Candidate, events_path:
             elif kind == "phase" and str(event.get("phase", "")).startswith(("evaluating after", "saving")):
                 training = False
             if progress is not None and kind in ("start", "progress", "phase"):
-                progress(PilotProgress("running", candidate.method, index, count, int(event.get("step") or 0),
-                                       int(event.get("total_steps") or start.get("total_steps") or 0),
+                done = event.get("done") if kind == "phase" else event.get("step")
+                total = event.get("total") if kind == "phase" else event.get("total_steps") or start.get("total_steps")
+                progress(PilotProgress("running", candidate.method, index, count, _whole(done), _whole(total),
                                        str(event.get("phase") or "")))
         seen = len(events)
         if stopped_why:
@@ -801,6 +802,10 @@ def _coverage(m: Measurement, sample: PilotSample) -> str:
     note = f"evaluated {len(got & held)} of the {len(held)} shared held-out rows"
     return note + (f" and {len(got - held)} others (its own split)" if got - held else
                    " (the rest were dropped by the run, e.g. too long for seq_len)")
+
+
+def _whole(value: Any) -> int:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
 
 
 def _number(value: Any) -> float | None:

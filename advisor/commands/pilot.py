@@ -71,8 +71,17 @@ def main(args: argparse.Namespace) -> int:
         shown.update(phase=(update.phase, update.method), at=now)
         print(f"pilot: {update.describe()}", file=sys.stderr, flush=True)
 
-    result = run_pilot(profile, ranking, methods=methods, minutes=args.minutes or DEFAULT_MINUTES, out=out,
-                       model=args.model, data=str(data), progress=progress)
+    import signal
+
+    def interrupted(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # like Ctrl-C: the candidate's run (in its own session) is stopped on the way out
+
+    previous = signal.signal(signal.SIGTERM, interrupted)
+    try:
+        result = run_pilot(profile, ranking, methods=methods, minutes=args.minutes or DEFAULT_MINUTES, out=out,
+                           model=args.model, data=str(data), progress=progress)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     log.record_pilot(result)
     if args.format == "json":
         print(json.dumps({**result.to_dict(), "decision_log": str(log.path)}, indent=2, default=str))
