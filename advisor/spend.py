@@ -8,8 +8,8 @@ One definition of each figure, used by ``tunewise run``'s last lines, ``spend.js
   ``session_started``, else its first event, to its last event), summed
   over sessions, so a cancelled and resumed run counts both parts;
 - **training time**: the seconds spent in training phases (``phase`` events counted in ``steps``:
-  the optimizer steps with their mid-training evaluations and checkpoints), summed over sessions; a
-  run without phase events counts from its first to its last step report in each session;
+  the optimizer steps with their mid-training evaluations and checkpoints), summed over sessions; not
+  recorded for a run without such phases;
 - **GPU-hours**: wall hours × GPUs (data-parallel processes on a GPU; 0 on a CPU);
 - **dollars**: GPU-hours × the price per hour (``training.usd_per_hour``, else the catalogue's
   ``usd_per_hour`` range of ``training.budget_hardware``; a CPU run uses the catalogue's CPU entry).
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from tunewise.plugins.types import Hardware, Quote
 
 SPEND_FILE = "spend.json"
+RAG_CHUNK_TOKENS = 200
+"""RAG's default ``config.chunk_tokens`` (methods/rag/config.py), for an index whose plan does not set it."""
 REPORT_START = "<!-- tunewise: spent vs quoted (written by tunewise run after the method) -->"
 REPORT_END = "<!-- tunewise: end of spent vs quoted -->"
 
@@ -114,8 +116,7 @@ def session_train_s(session: Sequence[Mapping[str, Any]], now: float | None = No
     """Seconds of a session in training phases (see the module docstring); None when it never trained."""
     phases = [e for e in session if e.get("event") == "phase"]
     if not any(_is_training(e) for e in phases):
-        steps = _times([e for e in session if e.get("event") == "progress"])
-        return max(steps) - min(steps) if len(steps) >= 2 else None
+        return None  # no training phase (RAG, in-context), or a run from before phase events: not recorded
     total = 0.0
     current: Mapping[str, Any] | None = None
     since = last = 0.0
@@ -234,6 +235,10 @@ def compute_spent(events: Sequence[Mapping[str, Any]], plan: Mapping[str, Any] |
 # -- quoted ------------------------------------------------------------------------------------------
 
 
+class QuoteUnavailable(ValueError):
+    """The run did not record what its quote needs (e.g. how many tokens it processes)."""
+
+
 @dataclass(frozen=True)
 class Quoted:
     """The estimator's figures for the plan as it ran."""
@@ -268,7 +273,12 @@ def planned_tokens(events: Sequence[Mapping[str, Any]], plan: Mapping[str, Any])
     if tokens:
         epochs = _number(_section(plan, "training").get("epochs")) or 1.0
         return tokens * epochs, f"{tokens:,.0f} training tokens × {epochs:g} epochs"
-    return None, "the estimator's assumption from the plan's method (the run reported no token count)"
+    chunks = [_number(e.get("total")) for e in events
+              if e.get("event") == "phase" and e.get("unit") == "chunks" and _number(e.get("total"))]
+    if chunks:  # a RAG index: what it embedded
+        size = _number(_section(plan, "config").get("chunk_tokens")) or RAG_CHUNK_TOKENS
+        return float(chunks[-1] or 0) * size, f"{chunks[-1]:,.0f} chunks × {size:g} tokens embedded"
+    return None, "the run reported no token count"
 
 
 def _model_name(plan: Mapping[str, Any]) -> str:
@@ -296,6 +306,9 @@ def compute_quote(events: Sequence[Mapping[str, Any]], plan: Mapping[str, Any] |
     if not isinstance(method_id, str) or hardware is None:
         return None
     tokens, tokens_from = planned_tokens(events, plan)
+    trains = bool(_number(_start(events).get("total_steps")))
+    if tokens is None and method_id != "in_context":  # in-context processes nothing up front
+        raise QuoteUnavailable(f"cannot quote the plan as it ran: {tokens_from}")
     seq_len = _number(_section(plan, "training").get("seq_len"))
     counts = _start(events).get("counts")
     counts = counts if isinstance(counts, Mapping) else {}
@@ -310,7 +323,6 @@ def compute_quote(events: Sequence[Mapping[str, Any]], plan: Mapping[str, Any] |
         from tunewise.plugins.errors import ModelNotFoundError
 
         raise ModelNotFoundError(f"cannot quote: the plan's model {profile.model.name!r} is not found from here")
-    trains = bool(_number(_start(events).get("total_steps")))
     return Quoted("training" if trains else "setup", round(quote.wall_hours * 3600, 2), round(quote.gpu_hours, 4),
                   quote.usd_low, quote.usd_high, hardware.name, int(tokens) if tokens else None, tokens_from)
 
