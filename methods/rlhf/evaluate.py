@@ -1,22 +1,21 @@
-"""Judging a tuned policy on held-out prompts: rewards, win rate against the base, KL to the reference.
+"""Answering held-out prompts and measuring how far a tuned policy moved: greedy answers, KL to the reference.
 
-Answers are sampled at temperature 1 with no top-k/top-p cut, i.e. from the policy's own
-distribution, because the KL estimate below is only unbiased for such samples:
+:func:`greedy_answers` gives each prompt's greedy answer: what a user gets, and what the bake-off
+judges (:mod:`tunewise.methods.rlhf.bakeoff`). For the KL, answers are sampled at temperature 1 with
+no top-k/top-p cut, i.e. from the policy's own distribution, because the estimate is only unbiased
+for such samples:
 
     KL(π ‖ π_ref) = E_{y~π}[ log π(y|x) − log π_ref(y|x) ]
 
 estimated by the mean over sampled answers of the summed per-token log-probability differences
 (teacher-forced on the sampled tokens, end-of-turn token included). Sampling is seeded per prompt
-and sample, so the base and the tuned policy are compared on the same random stream.
-
-Win rate: each tuned answer is compared with the base answer of the same prompt and sample index
-under the reward model; a win counts 1, a tie 0.5.
+and sample, so two runs of one plan give the same estimate.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +80,40 @@ def sample_answers(model: Any, tokenizer: Any, prompts: Sequence[Prompt], sample
     return out
 
 
+def greedy_answers(model: Any, tokenizer: Any, prompts: Sequence[Prompt], max_new_tokens: int,
+                   placement: Placement, progress: Callable[[int, int], None] | None = None) -> list[str]:
+    """Each prompt's greedy answer (what a user of the model gets), in batches; ``progress(done, total)``
+    after each batch."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    stop = stop_ids(model, tokenizer)
+    encoded = [prompt_ids(tokenizer, p) for p in prompts]
+    answers: list[str] = []
+    for start in range(0, len(encoded), BATCH):
+        chunk = encoded[start:start + BATCH]
+        width = max(len(ids) for ids in chunk)
+        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in chunk])
+        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in chunk])
+        with torch.no_grad(), autocast(placement):
+            generated = model.generate(
+                input_ids=input_ids.to(placement.device), attention_mask=mask.to(placement.device),
+                do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=stop,
+                temperature=None, top_k=None, top_p=None,
+            )
+        for row in range(len(chunk)):
+            completion = generated[row, width:].tolist()
+            end = next((n for n, t in enumerate(completion) if t in stop), len(completion))
+            answers.append(tokenizer.decode(completion[:end], skip_special_tokens=True).strip())
+        if progress is not None:
+            progress(len(answers), len(encoded))
+    if was_training:
+        model.train()
+    return answers
+
+
 def sequence_logprobs(model: Any, samples: Sequence[Sample], placement: Placement) -> list[tuple[float, int]]:
     """(summed log-probability of the completion tokens, their count) for each sample."""
     import torch
@@ -124,14 +157,6 @@ def kl_estimate(policy: Any, reference: Any, samples: Sequence[Sample], placemen
     diffs = [p - r for (p, _), (r, _) in zip(policy_lp, reference_lp, strict=True)]
     tokens = sum(n for _, n in policy_lp)
     return {"kl": sum(diffs) / len(diffs), "kl_per_token": sum(diffs) / max(1, tokens)}
-
-
-def win_rate(tuned: Sequence[float], base: Sequence[float]) -> float:
-    """Share of matched comparisons the tuned answer wins (ties count half)."""
-    if not tuned:
-        return float("nan")
-    wins = sum(1.0 if t > b else 0.5 if t == b else 0.0 for t, b in zip(tuned, base, strict=True))
-    return wins / len(tuned)
 
 
 def mean(values: Sequence[float]) -> float:

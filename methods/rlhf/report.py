@@ -14,10 +14,11 @@ from tunewise.plugins.redaction import redact, redact_data
 
 HEADLINE = (
     ("reward_accuracy", "reward model accuracy on held-out pairs", "higher"),
-    ("win_rate", "win rate of the tuned policy vs the base (reward model judge)", "higher"),
+    ("win_rate", "win rate of the tuned policy vs the base (see the bake-off for the judge)", "higher"),
     ("mean_reward", "mean reward of answers to held-out prompts", "higher"),
     ("kl", "KL(tuned ‖ reference), nats per answer", "lower"),
     ("kl_per_token", "KL per answer token, nats", "lower"),
+    ("unchanged_answers", "share of held-out answers identical to the base's", ""),
     ("mean_answer_tokens", "mean answer length, tokens", ""),
     ("dpo_implicit_accuracy", "DPO implicit-reward accuracy on held-out pairs", "higher"),
 )
@@ -116,17 +117,21 @@ def write_plots(folder: Path, summary: RlhfSummary) -> list[Path]:
     return written
 
 
-def write_report(out: Path, summary: RlhfSummary, plots: Sequence[Path], samples: int) -> Path:
+def write_report(out: Path, summary: RlhfSummary, plots: Sequence[Path], samples: int, first_section: str = "") -> Path:
+    """``report.md``: ``first_section`` (the bake-off), then the figures, stages, answers, data and settings."""
     title = "DPO" if summary.algorithm == "dpo" else f"RLHF ({summary.algorithm.upper()})"
     lines = [f"# {title} run report", ""]
+    if first_section:
+        lines += [first_section.rstrip("\n"), ""]
     lines += [f"Base model **{summary.model}** on {summary.device}; {summary.wall_seconds:.0f} s wall, "
               f"peak memory {summary.peak_memory_gb:.2f} GB.", ""]
     lines += ["## Results", ""]
     rows = headline_rows(summary.before, summary.after)
     lines += _table(rows, ("metric", "base", "tuned")) if rows else ["No held-out evaluation."]
-    lines += ["", "Win rate and mean reward are judged by the run's reward model on held-out prompts (answers "
-              "sampled at temperature 1); a win rate of 0.5 means no difference. KL is estimated from the tuned "
-              "policy's own samples as the mean summed log-probability difference to the reference.", ""]
+    lines += ["", "Mean reward: the run's reward model on the greedy answers to the held-out prompts; a win rate of "
+              "0.5 means no difference. KL is estimated from answers sampled from the tuned policy (temperature 1) "
+              "as the mean summed log-probability difference to the reference; unchanged answers: the share of "
+              "held-out prompts whose tuned greedy answer is the base's word for word.", ""]
     for plot in plots:
         lines += [f"![{plot.stem}]({plot.relative_to(out).as_posix()})", ""]
     lines += ["## Stages", ""]
@@ -163,7 +168,7 @@ def write_model_card(folder: Path, summary: RlhfSummary, base_model: str, adapte
              "tags:", *[f"- {t}" for t in tags], "---", "",
              f"# {summary.algorithm.upper()} policy tuned from {summary.model}", "",
              f"Trained with tunewise on preference pairs from {', '.join(Path(f).name for f in summary.data_files)}.",
-             "", "## Evaluation (held-out prompts, reward-model judge)", ""]
+             "", "## Evaluation (held-out prompts)", ""]
     rows = headline_rows(summary.before, summary.after)
     lines += _table(rows, ("metric", "base", "tuned")) if rows else ["No held-out evaluation."]
     path = folder / "README.md"
@@ -171,11 +176,14 @@ def write_model_card(folder: Path, summary: RlhfSummary, base_model: str, adapte
     return path
 
 
-def write_metrics(out: Path, summary: RlhfSummary) -> Path:
+def write_metrics(out: Path, summary: RlhfSummary, metrics: Mapping[str, Any] | None = None) -> Path:
+    """``metrics.json``: ``metrics`` (before/after with the bake-off merged in, see
+    :func:`tunewise.plugins.bakeoff.merge_metrics`) plus the stages, counts and wall time."""
     path = out / "metrics.json"
     stages = {name: {k: v for k, v in s.items() if k != "history"} for name, s in summary.stages.items()}
     data = {"algorithm": summary.algorithm, "before": dict(summary.before), "after": dict(summary.after),
-            "stages": stages, "counts": dict(summary.counts), "wall_s": round(summary.wall_seconds, 2)}
+            **(metrics or {}), "stages": stages, "counts": dict(summary.counts),
+            "wall_s": round(summary.wall_seconds, 2)}
     path.write_text(redact(json.dumps(redact_data(data), indent=2, default=str)), encoding="utf-8")
     return path
 

@@ -2,9 +2,11 @@
 
 Order: data checked (bad rows stop the run before any model loads) → optional SFT → reward model
 (trained, or given by ``reward_model_path``; for DPO only as the judge) and its held-out pairwise
-accuracy → the base answers the held-out prompts → GRPO/RLOO against the reward model, or DPO →
-the tuned policy answers the same prompts → win rate, mean reward, KL → ``report.md``,
-``metrics.json``, ``generations.jsonl``, plots, model card.
+accuracy → the base answers the held-out prompts (greedy) → GRPO/RLOO against the reward model, or
+DPO → the tuned policy answers the same prompts → the bake-off (win rate with its interval and
+verdict, judged as :mod:`tunewise.methods.rlhf.bakeoff` says), mean reward, KL, unchanged answers →
+``report.md`` (bake-off first), ``metrics.json``, ``bakeoff.jsonl``, ``generations.jsonl``, plots,
+model card.
 
 Everything lives under ``output_dir`` (see :mod:`tunewise.methods.rlhf.stages` for the stage
 folders). ``--resume`` skips finished stages, resumes the interrupted one from its newest complete
@@ -21,7 +23,7 @@ import json
 import math
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -32,7 +34,8 @@ from tunewise.plugins.types import EventSink, Plan, RunResult
 
 IDENTITY_FILE = "identity.json"
 BEFORE_FILE = "eval_before.json"
-RUN_OUTPUTS = ("stages", IDENTITY_FILE, BEFORE_FILE, "report.md", "metrics.json", "generations.jsonl", "plots")
+RUN_OUTPUTS = ("stages", IDENTITY_FILE, BEFORE_FILE, "report.md", "metrics.json", "generations.jsonl", "bakeoff.jsonl",
+               "plots")
 
 
 def _config_path(value: str | None, plan: Plan, name: str) -> Path | None:
@@ -245,9 +248,16 @@ def _run_stages(plan: Plan, events: EventSink, config: Any, settings: Any, place
     stages: dict[str, dict[str, Any]] = {}
     policy_start = ref.path
 
+    def phase(name: str, unit: str) -> Callable[[int, int], None]:
+        def report(done: int, total: int) -> None:
+            events("phase", phase=name, done=done, total=total, unit=unit)
+
+        return report
+
     # -- 1. SFT ---------------------------------------------------------------------------------------
     if config.sft:
         sft = stage("sft")
+        phase("supervised fine-tuning", "steps")(0, stage_steps["sft"])
         result = sft.done()
         if result is None:
             from tunewise.methods.rlhf.sft import train_sft
@@ -269,6 +279,7 @@ def _run_stages(plan: Plan, events: EventSink, config: Any, settings: Any, place
             stages["reward_model"] = {"what": f"given: {reward_given}", "steps": 0}
         else:
             rm = stage("reward_model")
+            phase("reward model", "steps")(0, stage_steps["reward_model"])
             result = rm.done()
             if result is None:
                 from tunewise.methods.rlhf.reward_model import train_reward_model
@@ -291,15 +302,20 @@ def _run_stages(plan: Plan, events: EventSink, config: Any, settings: Any, place
                    metrics={k: v for k, v in after.items() if k.startswith("reward_")})
 
     # -- 3. the base answers the held-out prompts ----------------------------------------------------
-    before: dict[str, float] = {}
-    base_samples: list[dict[str, Any]] = []
-    if eval_prompts and reward_path is not None:
-        before, base_samples = _evaluate_base(out, ref.path, tokenizer, eval_prompts, reward_path, config,
-                                              settings, placement, max_length)
+    # The judge (see tunewise.methods.rlhf.bakeoff): the reward model when there is one, else, for DPO,
+    # the held-out pairs' log-probability margins; without either there is no bake-off.
+    judge = "reward" if reward_path is not None and eval_prompts else \
+        "pairs" if config.algorithm == "dpo" and held_pairs and reward_path is None else None
+    judged_pairs = list(held_pairs) if judge == "pairs" else []
+    base = _evaluate_base(out, ref.path, tokenizer, eval_prompts, judged_pairs, reward_path, config, placement,
+                          max_length, phase)
+    before: dict[str, float] = dict(base["metrics"])
+    if before:
         events("eval", phase="before", step=0, metrics=before)
 
     # -- 4. policy optimisation or DPO ---------------------------------------------------------------
     policy = stage("policy")
+    phase("policy training", "steps")(0, stage_steps["policy"])
     result = policy.done()
     if result is None:
         if config.algorithm == "dpo":
@@ -321,25 +337,53 @@ def _run_stages(plan: Plan, events: EventSink, config: Any, settings: Any, place
     after.update(result.get("held_out", {}))
 
     # -- 5. the tuned policy answers the same prompts ------------------------------------------------
-    generations: list[dict[str, Any]] = []
-    if eval_prompts and reward_path is not None:
-        tuned, generations = _evaluate_tuned(policy.model_dir, policy_start, tokenizer, eval_prompts, reward_path,
-                                             config, settings, placement, max_length, base_samples)
-        after.update(tuned)
+    tuned = _evaluate_tuned(policy.model_dir, policy_start, tokenizer, eval_prompts, judged_pairs, reward_path,
+                            config, settings, placement, max_length, phase)
+    after.update(tuned["metrics"])
+    base_by_id = dict(zip(base["ids"], base["answers"], strict=True))
+    tuned_by_id = dict(zip(base["ids"], tuned["answers"], strict=True))
+    from tunewise.methods.rlhf.bakeoff import tie_unchanged, unchanged_share
+
+    if base["rewards"] is not None and tuned["rewards"] is not None:
+        tuned["rewards"] = tie_unchanged(base["answers"], tuned["answers"], base["rewards"], tuned["rewards"])
+    unchanged = unchanged_share(base_by_id, tuned_by_id)
+    if unchanged is not None:
+        after["unchanged_answers"] = unchanged
     if after:
         events("eval", phase="after", step=result.get("steps", 0), metrics=after)
 
-    # -- 6. report ------------------------------------------------------------------------------------
+    # -- 6. the bake-off ------------------------------------------------------------------------------
+    bake, examples, why_not = _bake_off(judge, config, result, eval_prompts, judged_pairs, base, tuned,
+                                        len(train_pairs), len(policy_prompts), settings, unchanged, after)
+    if bake is not None:
+        events("bakeoff", **bake.to_dict())
+    generations = [{"prompt": p.text, "where": p.where, "base": b, "base_reward": br, "tuned": t, "tuned_reward": tr}
+                   for p, b, t, br, tr in zip(eval_prompts, base["answers"], tuned["answers"],
+                                              base["rewards"] or [None] * len(eval_prompts),
+                                              tuned["rewards"] or [None] * len(eval_prompts), strict=True)]
+
+    # -- 7. report ------------------------------------------------------------------------------------
     from tunewise.methods.rlhf import report
+    from tunewise.methods.rlhf.bakeoff import judge_note
+    from tunewise.plugins.bakeoff import merge_metrics
+    from tunewise.plugins.bakeoff_report import bakeoff_markdown, write_bakeoff
 
     artifacts = {"policy": str(policy.model_dir)}
     if reward_path is not None:
         artifacts["reward_model"] = str(reward_path)
     if config.sft:
         artifacts["sft_model"] = str(stage("sft").model_dir)
+    metrics: dict[str, Any] = {"before": before, "after": after}
+    if bake is not None:
+        metrics = merge_metrics(metrics, bake)
+        artifacts["bakeoff"] = str(write_bakeoff(out, bake, examples))
+        first_section = bakeoff_markdown(bake, examples) + "\n" + judge_note(
+            judge or "", after.get("reward_accuracy"), config.algorithm) + "\n"
+    else:
+        first_section = f"## Bake-off: base vs result on the held-out split\n\n**{why_not}**\n"
     summary = report.RlhfSummary(
         algorithm=config.algorithm, model=ref.name, device=device_description(placement), data_files=list(files),
-        counts=counts, before=before, after=after, stages=stages, generations=generations,
+        counts=counts, before=metrics["before"], after=metrics["after"], stages=stages, generations=generations,
         config=dataclasses.asdict(config), settings=settings.identity(), wall_seconds=time.time() - wall_start,
         peak_memory_gb=round(peak_memory_gb(placement), 3), artifacts=artifacts, notes=notes,
     )
@@ -349,24 +393,62 @@ def _run_stages(plan: Plan, events: EventSink, config: Any, settings: Any, place
     plots = report.write_plots(out / "plots", summary)
     artifacts["metrics"] = str(out / "metrics.json")
     artifacts["report"] = str(out / "report.md")
-    report.write_metrics(out, summary)
-    path = report.write_report(out, summary, plots, config.report_samples)
+    report.write_metrics(out, summary, metrics)
+    path = report.write_report(out, summary, plots, config.report_samples, first_section)
     steps = sum(int(s.get("steps", 0)) for s in stages.values())
-    return RunResult("rlhf", "completed", metrics_before=before, metrics_after=after, artifacts=artifacts,
-                     report=str(path), message=_headline(config.algorithm, before, after), output_dir=str(out),
-                     steps=steps, peak_memory_gb=summary.peak_memory_gb, wall_s=round(time.time() - wall_start, 2))
+    verdict = bake.sentence if bake is not None else why_not
+    return RunResult("rlhf", "completed", metrics_before=metrics["before"], metrics_after=metrics["after"],
+                     artifacts=artifacts, report=str(path),
+                     message=f"{verdict.rstrip('.')}. {_headline(config.algorithm, before, after)}",
+                     output_dir=str(out), steps=steps, peak_memory_gb=summary.peak_memory_gb,
+                     wall_s=round(time.time() - wall_start, 2), bakeoff=bake.to_dict() if bake is not None else None)
+
+
+def _bake_off(judge: str | None, config: Any, policy_result: dict[str, Any], prompts: Sequence[Any],
+              pairs: Sequence[Any], base: dict[str, Any], tuned: dict[str, Any], train_pairs: int,
+              policy_prompts: int, settings: Any, unchanged: float | None,
+              after: dict[str, float]) -> tuple[Any, list[Any], str]:
+    """The bake-off and its evidence, or None and the sentence saying why there is none."""
+    from tunewise.methods.rlhf.bakeoff import method_name, pair_bake_off, reward_bake_off
+    from tunewise.methods.rlhf.config import POLICY_LR_RANGE
+    from tunewise.plugins.bakeoff import RunFacts
+
+    if judge is None:
+        if not prompts and not pairs:
+            why = ("no bake-off: there are no held-out prompts; raise training.eval_fraction or set "
+                   "config.eval_prompts to a file of prompts no stage trains on")
+        else:
+            why = ("no bake-off: nothing judges the answers; set config.dpo_reward_judge: true (a reward model "
+                   "trained on the training pairs) or config.reward_model_path, or hold out preference pairs "
+                   "(training.eval_fraction)")
+        return None, [], why
+    dpo = config.algorithm == "dpo"
+    facts = RunFacts(
+        steps=int(policy_result.get("steps", 0)) or None,
+        train_examples=train_pairs if dpo else policy_prompts,
+        examples_per_step=float(settings.batch_size * settings.grad_accum if dpo else config.prompts_per_step),
+        learning_rate=policy_result.get("learning_rate"), lr_range=POLICY_LR_RANGE.get((config.algorithm, config.lora)),
+        model_params=base.get("params") or None, unchanged_answers=unchanged, kl=after.get("kl"),
+    )
+    method = method_name(config.algorithm, config.lora)
+    if judge == "pairs":
+        bake, examples = pair_bake_off(pairs, base["margins"], tuned["margins"], method=method, facts=facts)
+    else:
+        bake, examples = reward_bake_off(prompts, base["answers"], tuned["answers"], base["rewards"],
+                                         tuned["rewards"], method=method, facts=facts)
+    return bake, examples, ""
 
 
 def _headline(algorithm: str, before: dict[str, float], after: dict[str, float]) -> str:
     parts = [algorithm.upper()]
     if "reward_accuracy" in after:
         parts.append(f"reward accuracy {after['reward_accuracy']:.2f}")
-    if "win_rate" in after:
-        parts.append(f"win rate {after['win_rate']:.2f}")
     if "mean_reward" in before and "mean_reward" in after:
         parts.append(f"mean reward {before['mean_reward']:.3f} -> {after['mean_reward']:.3f}")
     if "kl" in after:
         parts.append(f"KL {after['kl']:.3f}")
+    if "unchanged_answers" in after:
+        parts.append(f"{after['unchanged_answers']:.0%} of answers unchanged")
     if "dpo_implicit_accuracy" in after:
         parts.append(f"DPO implicit accuracy {after['dpo_implicit_accuracy']:.2f}")
     return "; ".join(parts)
@@ -384,64 +466,91 @@ def _reward_accuracy(path: Path, placement: Any, held_pairs: Sequence[Any], max_
     return metrics
 
 
-def _evaluate_base(out: Path, base_path: Path, tokenizer: Any, prompts: Sequence[Any], reward_path: Path,
-                   config: Any, settings: Any, placement: Any, max_length: int) -> tuple[dict[str, float],
-                                                                                          list[dict[str, Any]]]:
-    """Base answers and their rewards, computed once and kept in ``eval_before.json`` for resumes."""
-    from tunewise.methods.rlhf.evaluate import mean, sample_answers
-    from tunewise.methods.rlhf.reward_model import RewardScorer
+def _evaluate_base(out: Path, base_path: Path, tokenizer: Any, prompts: Sequence[Any], pairs: Sequence[Any],
+                   reward_path: Path | None, config: Any, placement: Any, max_length: int,
+                   phase: Callable[[str, str], Callable[[int, int], None]]) -> dict[str, Any]:
+    """The base's greedy answers (and their rewards) and its margins on the judged pairs; computed once
+    and kept in ``eval_before.json``, so a resumed run compares the tuned policy with the same answers."""
+    from tunewise.methods.rlhf.bakeoff import pair_margins, unique_ids
+    from tunewise.methods.rlhf.evaluate import greedy_answers, mean
 
+    ids = unique_ids([p.where for p in prompts])
+    pair_ids = unique_ids([p.where for p in pairs])
     saved = out / BEFORE_FILE
     if saved.is_file():
         data = json.loads(saved.read_text(encoding="utf-8"))
-        return data["metrics"], data["samples"]
-    base = _load_causal(base_path, placement)
-    samples = sample_answers(base, tokenizer, prompts, config.eval_samples_per_prompt, config.max_new_tokens,
-                             placement, settings.seed)
-    del base
+        # An eval_before.json of an older tunewise (sampled answers) or another prompt set is recomputed.
+        if data.get("ids") == ids and data.get("pair_ids") == pair_ids and "answers" in data:
+            return data
+    empty: dict[str, Any] = {"ids": ids, "pair_ids": pair_ids, "answers": [], "rewards": None, "margins": None,
+                             "metrics": {}, "params": 0}
+    if not prompts and not pairs:
+        return empty
+    model = _load_causal(base_path, placement)
+    data = dict(empty, params=sum(p.numel() for p in model.parameters()))
+    data["answers"] = greedy_answers(model, tokenizer, prompts, config.max_new_tokens, placement,
+                                     phase("answering before", "prompts")) if prompts else []
+    if pairs:
+        data["margins"] = pair_margins(model, tokenizer, pairs, placement, phase("scoring pairs before", "pairs"))
+    del model
     gc.collect()
-    scorer = RewardScorer(reward_path, placement, max_length=max_length)
-    rewards = scorer.score([prompts[s.prompt_index].messages for s in samples], [s.text for s in samples])
-    del scorer
-    rows = [{"prompt_index": s.prompt_index, "sample_index": s.sample_index, "text": s.text,
-             "tokens": len(s.completion_ids), "reward": r} for s, r in zip(samples, rewards, strict=True)]
-    metrics = {"mean_reward": mean(rewards), "mean_answer_tokens": mean([float(r["tokens"]) for r in rows])}
-    saved.write_text(json.dumps(redact_data({"metrics": metrics, "samples": rows}), indent=1), encoding="utf-8")
-    return metrics, rows
+    if reward_path is not None and prompts:
+        data["rewards"] = _rewards(reward_path, placement, max_length, prompts, data["answers"])
+        data["metrics"]["mean_reward"] = mean(data["rewards"])
+    if prompts:
+        data["metrics"]["mean_answer_tokens"] = _mean_tokens(tokenizer, data["answers"])
+    saved.write_text(json.dumps(redact_data(data), indent=1), encoding="utf-8")
+    return data
 
 
-def _evaluate_tuned(policy_dir: Path, policy_start: Path, tokenizer: Any, prompts: Sequence[Any], reward_path: Path,
-                    config: Any, settings: Any, placement: Any, max_length: int,
-                    base_samples: Sequence[dict[str, Any]]) -> tuple[dict[str, float], list[dict[str, Any]]]:
-    """Tuned answers, their rewards, the win rate against the base answers and the KL to the reference."""
-    from tunewise.methods.rlhf.evaluate import kl_estimate, mean, sample_answers, win_rate
-    from tunewise.methods.rlhf.reward_model import RewardScorer
+def _evaluate_tuned(policy_dir: Path, policy_start: Path, tokenizer: Any, prompts: Sequence[Any], pairs: Sequence[Any],
+                    reward_path: Path | None, config: Any, settings: Any, placement: Any, max_length: int,
+                    phase: Callable[[str, str], Callable[[int, int], None]]) -> dict[str, Any]:
+    """The tuned policy's greedy answers (and rewards), its margins on the judged pairs, and its KL to the
+    reference from answers sampled from it."""
+    from tunewise.methods.rlhf.bakeoff import pair_margins
+    from tunewise.methods.rlhf.evaluate import greedy_answers, kl_estimate, mean, sample_answers
 
+    data: dict[str, Any] = {"answers": [], "rewards": None, "margins": None, "metrics": {}}
+    if not prompts and not pairs:
+        return data
     if config.lora:
         tuned = _load_causal(policy_start, placement, adapter=policy_dir)
         reference, context = tuned, tuned.disable_adapter
     else:
         tuned = _load_causal(policy_dir, placement)
         reference, context = _load_causal(policy_start, placement), None
-    samples = sample_answers(tuned, tokenizer, prompts, config.eval_samples_per_prompt, config.max_new_tokens,
-                             placement, settings.seed)
-    kl = kl_estimate(tuned, reference, samples, placement, reference_context=context)
+    if prompts:
+        data["answers"] = greedy_answers(tuned, tokenizer, prompts, config.max_new_tokens, placement,
+                                         phase("answering after", "prompts"))
+        phase("estimating KL", "prompts")(0, len(prompts))
+        samples = sample_answers(tuned, tokenizer, prompts, config.eval_samples_per_prompt, config.max_new_tokens,
+                                 placement, settings.seed)
+        data["metrics"].update(kl_estimate(tuned, reference, samples, placement, reference_context=context))
+        phase("estimating KL", "prompts")(len(prompts), len(prompts))
+    if pairs:
+        data["margins"] = pair_margins(tuned, tokenizer, pairs, placement, phase("scoring pairs after", "pairs"))
     del tuned, reference, context
     gc.collect()
+    if reward_path is not None and prompts:
+        data["rewards"] = _rewards(reward_path, placement, max_length, prompts, data["answers"])
+        data["metrics"]["mean_reward"] = mean(data["rewards"])
+    if prompts:
+        data["metrics"]["mean_answer_tokens"] = _mean_tokens(tokenizer, data["answers"])
+    return data
+
+
+def _rewards(reward_path: Path, placement: Any, max_length: int, prompts: Sequence[Any],
+             answers: Sequence[str]) -> list[float]:
+    from tunewise.methods.rlhf.reward_model import RewardScorer
+
     scorer = RewardScorer(reward_path, placement, max_length=max_length)
-    rewards = scorer.score([prompts[s.prompt_index].messages for s in samples], [s.text for s in samples])
+    rewards = scorer.score([p.messages for p in prompts], list(answers))
     del scorer
-    base_by_key = {(b["prompt_index"], b["sample_index"]): b for b in base_samples}
-    matched = [(r, base_by_key[(s.prompt_index, s.sample_index)]) for s, r in zip(samples, rewards, strict=True)
-               if (s.prompt_index, s.sample_index) in base_by_key]
-    metrics = {"mean_reward": mean(rewards), "mean_answer_tokens": mean([float(len(s.completion_ids)) for s in samples]),
-               **kl}
-    if matched:
-        metrics["win_rate"] = win_rate([r for r, _ in matched], [b["reward"] for _, b in matched])
-    generations = []
-    for sample, reward in zip(samples, rewards, strict=True):
-        base = base_by_key.get((sample.prompt_index, sample.sample_index), {})
-        generations.append({"prompt": prompts[sample.prompt_index].text, "where": prompts[sample.prompt_index].where,
-                            "base": base.get("text", ""), "base_reward": base.get("reward"),
-                            "tuned": sample.text, "tuned_reward": reward})
-    return metrics, generations
+    gc.collect()
+    return rewards
+
+
+def _mean_tokens(tokenizer: Any, answers: Sequence[str]) -> float:
+    counts = [len(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers]
+    return sum(counts) / len(counts) if counts else 0.0
