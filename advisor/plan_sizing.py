@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from tunewise.methods._hf.settings import AUTO_EVALUATIONS as EVALUATIONS
+
 if TYPE_CHECKING:
     from tunewise.advisor.audit import AuditReport
     from tunewise.plugins.costs import ModelShape, TrainKind
@@ -50,13 +52,8 @@ BUDGET_FACTOR = 1.5
 """The time budget is the quoted training time with this much slack (rounded up to 3 minutes)."""
 PATIENCE = 3
 """Held-out evaluations without improvement before a run stops (the settings' default, written out)."""
-EVALUATIONS = 10
-"""Held-out evaluations per run: with a patience of 3 a rise is caught within about a third of the run."""
 MIN_DELTA = 0.001
 """Share of the best held-out loss an evaluation must improve by to reset the patience."""
-EVAL_SHARE = 0.25
-"""Most time the held-out evaluations may add to training (a forward pass over the held-out split
-costs about a third of a training step's forward and backward pass per sequence)."""
 GPU_SMALL_DATA_EPOCHS = 2
 """On a GPU, small data sets get this many times the epochs: time is cheap there and early stopping
 keeps the best step if the extra passes overfit (a CPU keeps its budget)."""
@@ -263,36 +260,31 @@ def size_training(method_id: str, audit: AuditReport | None, model_shape: ModelS
 
 
 def _early_stopping(sized: SizedPlan, steps: int, steps_per_epoch: int, batch: int, held_sequences: int) -> None:
-    """Early stopping and the held-out evaluation cadence it watches.
-
-    About :data:`EVALUATIONS` evaluations per run and at least one per epoch, unless their cost would
-    add more than :data:`EVAL_SHARE` to the training time (the time budget's slack must cover them):
-    then fewer. With fewer than two affordable evaluations there is nothing to compare: off.
+    """Early stopping and the held-out evaluation cadence it watches, by the rule the loop applies
+    when ``eval_steps`` is not set (:func:`~tunewise.methods._hf.settings.evaluation_cadence`): about
+    ten evaluations per run, at least one per epoch, at most +25% time; off when not even two fit.
     """
-    def count(every: int) -> int:  # every `every` steps, and at the last step
-        return (steps - 1) // every + 1
+    from tunewise.methods._hf.settings import evaluation_cadence, evaluation_count, evaluation_share
 
-    def share(every: int) -> float:  # evaluation forward passes / training forward+backward (~3 forwards)
-        return count(every) * held_sequences / (3 * steps * batch)
-
-    wanted = max(1, min(steps_per_epoch, math.ceil(steps / EVALUATIONS)))
-    interval = next((n for n in range(wanted, steps + 1) if share(n) <= EVAL_SHARE), steps)
-    if count(interval) < 2 or share(interval) > EVAL_SHARE:
+    wanted = evaluation_cadence(steps, steps_per_epoch)
+    interval = evaluation_cadence(steps, steps_per_epoch, held_sequences, batch)
+    if interval is None:
         sized.set("eval_steps", None, f"held-out loss before and after only: even two passes over the "
-                  f"{held_sequences:,} held-out sequences would add ~{share(max(1, steps - 1)):.0%} to "
-                  f"{steps:,} training steps")
+                  f"{held_sequences:,} held-out sequences would add "
+                  f"~{evaluation_share(steps, max(1, steps - 1), held_sequences, batch):.0%} to {steps:,} training steps")
         sized.set("early_stopping_patience", 0, "off: no affordable evaluations during this short run to watch")
         return
+    count = evaluation_count(steps, interval)
     if interval == wanted:
-        why = f"~{count(interval)} held-out evaluations" + (
+        why = f"~{count} held-out evaluations" + (
             " (at least one per epoch)" if interval == steps_per_epoch and interval < steps else "")
     else:
-        why = f"~{count(interval)} held-out evaluations, not {EVALUATIONS}: each is a pass over " \
-              f"{held_sequences:,} held-out sequences"
-    sized.set("eval_steps", interval, f"{why}, adding ~{share(interval):.0%} to the training time; early "
-              "stopping watches them")
-    patience_note = "" if count(interval) > PATIENCE else \
-        f" (with {count(interval)} evaluations it cannot stop early, but still keeps the better weights)"
+        why = f"~{count} held-out evaluations, not {EVALUATIONS}: each is a pass over {held_sequences:,} " \
+              "held-out sequences"
+    sized.set("eval_steps", interval, f"{why}, adding ~{evaluation_share(steps, interval, held_sequences, batch):.0%} "
+              "to the training time; early stopping watches them")
+    patience_note = "" if count > PATIENCE else \
+        f" (with {count} evaluations it cannot stop early, but still keeps the better weights)"
     sized.set("early_stopping_patience", PATIENCE, f"stop after {PATIENCE} evaluations without improvement and "
               "keep the best step's weights: epochs that start to overfit end the run instead of spoiling it"
               + patience_note)

@@ -18,9 +18,15 @@ from test_training_loop import CPU, events_list, sequences, tiny_model
 from tunewise.methods._hf.batches import PackedBatches, eval_batches
 from tunewise.methods._hf.checkpoint import BEST_FILE, CheckpointStore, checkpoint_problem
 from tunewise.methods._hf.evaluation import held_out_loss
-from tunewise.methods._hf.loop import AUTO_EVALUATIONS, LoopOutcome, TrainLoop, eval_interval
+from tunewise.methods._hf.loop import LoopOutcome, TrainLoop, eval_interval
 from tunewise.methods._hf.loss import causal_lm_loss
-from tunewise.methods._hf.settings import TrainingSettings
+from tunewise.methods._hf.settings import (
+    AUTO_EVALUATIONS,
+    EVAL_SHARE,
+    TrainingSettings,
+    evaluation_count,
+    evaluation_share,
+)
 
 OVERFIT_LR = 1e-2
 STEPS = 16
@@ -30,6 +36,7 @@ def make_loop(model_dir: Path, store: Path, **overrides: Any) -> tuple[TrainLoop
     """A loop over 4 random training rows (batch 2) that evaluates on 4 other random rows."""
     values: dict[str, Any] = {"max_steps": STEPS, "batch_size": 2, "save_steps": 1000, "warmup_ratio": 0.0,
                               "lr_schedule": "constant", "eval_steps": 1, "early_stopping_min_delta": 0.0}
+    eval_sequences = overrides.pop("eval_sequences", None)
     values.update(overrides)
     settings = TrainingSettings(**values)
     model = tiny_model(model_dir)
@@ -38,7 +45,8 @@ def make_loop(model_dir: Path, store: Path, **overrides: Any) -> tuple[TrainLoop
     loop = TrainLoop(model=model, settings=settings, placement=CPU,
                      batches=PackedBatches(sequences(4, seed=1), settings.batch_size, 1, 0, 2), loss_fn=causal_lm_loss,
                      learning_rate=OVERFIT_LR, events=sink, store=CheckpointStore(store, settings.keep_checkpoints),
-                     identity={}, evaluate=lambda: held_out_loss(model, held, causal_lm_loss, CPU))
+                     identity={}, evaluate=lambda: held_out_loss(model, held, causal_lm_loss, CPU),
+                     eval_sequences=eval_sequences)
     return loop, got
 
 
@@ -150,10 +158,25 @@ def test_default_cadence_evaluates_about_ten_times_and_every_epoch(tiny_model_di
     assert eval_interval(on, 3, 3) == 1
     assert eval_interval(off, 115, 23) is None
     assert eval_interval(TrainingSettings(eval_steps=7), 115, 23) == 7
+    # Known held-out size (batches of 4): ten passes over 30 sequences add ~22%: kept. Over 60 they
+    # would add 43%: stretched to the first interval within 25%. Over 200 not even two fit: off.
+    assert eval_interval(on, 115, 23, eval_sequences=30) == 12
+    stretched = eval_interval(on, 115, 23, eval_sequences=60)
+    assert stretched is not None and stretched > 12 and evaluation_count(115, stretched) >= 2
+    assert evaluation_share(115, stretched, 60, 4) <= EVAL_SHARE < evaluation_share(115, stretched - 1, 60, 4)
+    assert eval_interval(on, 115, 23, eval_sequences=200) is None
+    assert eval_interval(TrainingSettings(eval_steps=5), 115, 23, eval_sequences=200) == 5  # asked for: kept
     # Real runs with the default cadence, always evaluating the last step too. 4 rows in batches of 2
     # are 2 steps per epoch: 24 steps evaluate every 2nd step (once per epoch, not every 24 / 10).
     loop, _ = make_loop(tiny_model_dir, tmp_path / "a", early_stopping_patience=STEPS, eval_steps=None)
     assert sorted(losses(loop.run())) == [*range(2, STEPS, 2), STEPS]
+    # A held-out split too large to evaluate during the run: no evaluations, early stopping off, and
+    # the run says why.
+    loop, got = make_loop(tiny_model_dir, tmp_path / "costly", eval_steps=None, eval_sequences=1000)
+    outcome = loop.run()
+    assert outcome.state.step == STEPS and outcome.state.eval_history == [] and outcome.best_step is None
+    said = [f["message"] for kind, f in got if kind == "log" and f.get("kind") == "early_stopping"]
+    assert len(said) == 1 and said[0].startswith("early stopping is off: evaluating the 1,000 held-out sequences")
     # In batches of 1 an epoch is 4 steps: 29 steps evaluate every ceil(29 / 10) = 3rd step.
     total = AUTO_EVALUATIONS * 3 - 1
     loop, _ = make_loop(tiny_model_dir, tmp_path / "b", early_stopping_patience=STEPS, eval_steps=None,

@@ -11,8 +11,6 @@ from support import REPO, run_cli
 from tunewise.advisor.audit import AuditReport, TokenStats, audit
 from tunewise.advisor.hardware import find_hardware
 from tunewise.advisor.plan_sizing import (
-    EVAL_SHARE,
-    EVALUATIONS,
     LEARNING_RATE_RANGES,
     SizedPlan,
     size_training,
@@ -20,7 +18,8 @@ from tunewise.advisor.plan_sizing import (
     start_warnings,
 )
 from tunewise.advisor.plans import load_plan
-from tunewise.methods._hf.settings import TrainingSettings
+from tunewise.methods._hf.settings import AUTO_EVALUATIONS as EVALUATIONS
+from tunewise.methods._hf.settings import EVAL_SHARE, TrainingSettings
 from tunewise.plugins.costs import resolve_shape, shape_from_params
 from tunewise.plugins.types import Hardware
 

@@ -35,7 +35,7 @@ from typing import Any, Protocol
 from tunewise.methods._hf.batches import MicroBatch
 from tunewise.methods._hf.checkpoint import CheckpointStore, optimizer_tensors, restore_optimizer
 from tunewise.methods._hf.device import Placement, autocast, peak_memory_gb
-from tunewise.methods._hf.settings import TrainingSettings
+from tunewise.methods._hf.settings import TrainingSettings, evaluation_cadence
 
 
 class BatchSource(Protocol):
@@ -65,23 +65,18 @@ def total_steps(settings: TrainingSettings, steps_per_epoch: int) -> int:
     return settings.max_steps if settings.max_steps else settings.epochs * steps_per_epoch
 
 
-AUTO_EVALUATIONS = 10
-"""Held-out evaluations per run while early stopping is on and ``eval_steps`` is not set: enough for a
-patience of 3 to see a rise, few enough that the evaluations (a forward pass over the held-out split
-each) stay a small share of the training time."""
-
-
-def eval_interval(settings: TrainingSettings, total: int, steps_per_epoch: int) -> int | None:
+def eval_interval(settings: TrainingSettings, total: int, steps_per_epoch: int,
+                  eval_sequences: int | None = None) -> int | None:
     """Steps between held-out evaluations during training (None: only before and after).
 
-    ``eval_steps`` when set; else, while early stopping is on, about :data:`AUTO_EVALUATIONS` per run
-    and at least one per epoch.
+    ``eval_steps`` when set; else, while early stopping is on, :func:`evaluation_cadence` (about 10
+    per run, at least one per epoch, at most +25% time when ``eval_sequences`` is known).
     """
     if settings.eval_steps:
         return settings.eval_steps
     if not settings.early_stopping_patience:
         return None
-    return max(1, min(steps_per_epoch, math.ceil(total / AUTO_EVALUATIONS)))
+    return evaluation_cadence(total, steps_per_epoch, eval_sequences, settings.batch_size * settings.grad_accum)
 
 
 @dataclass
@@ -175,7 +170,10 @@ class TrainLoop:
         evaluate: Evaluate | None = None,
         on_checkpoint: Callable[[str], None] | None = None,
         parallel: Any = None,
+        eval_sequences: int | None = None,
     ) -> None:
+        """``eval_sequences``: held-out sequences one ``evaluate`` call runs; when given, the default
+        evaluation cadence keeps their cost within 25% of the training time."""
         import torch
         from tunewise.methods._hf.distributed import current
 
@@ -191,8 +189,10 @@ class TrainLoop:
         self.evaluate = evaluate
         self.on_checkpoint = on_checkpoint
         self.total_steps = total_steps(settings, batches.steps_per_epoch)
-        self.eval_every = eval_interval(settings, self.total_steps, batches.steps_per_epoch)
-        self.early_stopping = bool(settings.early_stopping_patience) and evaluate is not None
+        self.eval_every = eval_interval(settings, self.total_steps, batches.steps_per_epoch, eval_sequences)
+        self.early_stopping = bool(settings.early_stopping_patience) and evaluate is not None \
+            and self.eval_every is not None
+        self.eval_sequences = eval_sequences
         self._best: dict[str, Any] | None = None
         """CPU copy of the trainable weights of ``state.best_step`` (early stopping)."""
         self.warmup_steps = math.ceil(settings.warmup_ratio * self.total_steps)
@@ -415,9 +415,12 @@ class TrainLoop:
                 torch.cuda.manual_seed_all(self.settings.seed)
         self._start_step = state.step
         self._start_seconds = state.train_seconds
-        if self.settings.early_stopping_patience and self.evaluate is None and state.step < self.total_steps:
-            self.events("log", level="info", message="early stopping is off: there is no held-out split to "
-                                                     "watch (eval_fraction is 0 or the data too small)")
+        if self.settings.early_stopping_patience and not self.early_stopping and state.step < self.total_steps:
+            why = ("there is no held-out split to watch (eval_fraction is 0 or the data too small)"
+                   if self.evaluate is None else
+                   f"evaluating the {self.eval_sequences:,} held-out sequences even twice would add over 25% to "
+                   f"{self.total_steps:,} training steps (set eval_steps to evaluate anyway)")
+            self.events("log", level="info", message=f"early stopping is off: {why}", kind="early_stopping")
         model = self.model
         model.train()
         settings = self.settings

@@ -9,6 +9,7 @@ values applies them from there on: the best loss so far and the evaluations sinc
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, get_args
 
@@ -91,7 +92,8 @@ class TrainingSettings:
         metadata={"help": "stop after this many held-out evaluations in a row without improvement and keep the "
                           "weights of the best evaluation (0 or null: off; needs a held-out split; LoRA, full "
                           "fine-tuning and continual pretraining). When eval_steps is not set, the loss is "
-                          "evaluated about 10 times per run and at least once per epoch, and once at the end",
+                          "evaluated about 10 times per run and at least once per epoch (less often when that would "
+                          "add over 25% to the training time), and once at the end",
                   "identity": False},
     )
     early_stopping_min_delta: float = field(
@@ -218,6 +220,41 @@ class TrainingSettings:
             for f in fields(self)
             if f.metadata.get("identity", True)
         }
+
+
+AUTO_EVALUATIONS = 10
+"""Held-out evaluations per run while early stopping is on and ``eval_steps`` is not set: with a
+patience of 3 a rise is caught within about a third of the run."""
+EVAL_SHARE = 0.25
+"""Most time those evaluations may add to training (a plan's time budget has 1.5x slack)."""
+
+
+def evaluation_count(total_steps: int, every: int) -> int:
+    """Held-out evaluations a run of ``total_steps`` makes: every ``every`` steps, and one at the last step."""
+    return (max(1, total_steps) - 1) // max(1, every) + 1
+
+
+def evaluation_share(total_steps: int, every: int, eval_sequences: int, sequences_per_step: int) -> float:
+    """Time the evaluations add to training: a forward pass per held-out sequence against a forward
+    and backward pass (about three forwards) per training sequence."""
+    return evaluation_count(total_steps, every) * eval_sequences / (3 * max(1, total_steps) * max(1, sequences_per_step))
+
+
+def evaluation_cadence(total_steps: int, steps_per_epoch: int, eval_sequences: int | None = None,
+                       sequences_per_step: int | None = None) -> int | None:
+    """Steps between early stopping's held-out evaluations when ``eval_steps`` is not set.
+
+    About :data:`AUTO_EVALUATIONS` per run and at least one per epoch; when the held-out size is
+    known, stretched until they add at most :data:`EVAL_SHARE` to the training time. None when not
+    even two evaluations fit (then there is nothing to compare and early stopping stays off).
+    """
+    wanted = max(1, min(steps_per_epoch, math.ceil(total_steps / AUTO_EVALUATIONS)))
+    if not eval_sequences or not sequences_per_step:
+        return wanted
+    for every in range(wanted, max(wanted, total_steps) + 1):
+        if evaluation_share(total_steps, every, eval_sequences, sequences_per_step) <= EVAL_SHARE:
+            return every if evaluation_count(total_steps, every) >= 2 else None
+    return None
 
 
 def _number(value: Any) -> bool:
