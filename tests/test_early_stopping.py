@@ -293,3 +293,23 @@ training: {{max_steps: 30, batch_size: 2, seq_len: 64, learning_rate: 1.0e-2, lr
     assert any(not later[n].equal(saved[n]) for n in shared)  # not the weights it trained on to
     after = json.loads((out / "metrics.json").read_text())["after"]["loss"]
     assert after == pytest.approx(during[best], rel=1e-6)
+
+
+def test_a_non_finite_evaluation_is_never_the_best(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """The first evaluation returns NaN (as an overflowing evaluation would): it is not kept, counts
+    against the patience, and the weights kept are those of the best finite evaluation."""
+    loop, _ = make_loop(tiny_model_dir, tmp_path, max_steps=6, early_stopping_patience=10)
+    real = loop.evaluate
+    assert real is not None
+    calls = {"n": 0}
+
+    def first_nan() -> dict[str, float]:
+        calls["n"] += 1
+        metrics = real()
+        return {**metrics, "loss": float("nan")} if calls["n"] == 1 else metrics
+
+    loop.evaluate = first_nan
+    outcome = loop.run()
+    finite = {s: v for s, v in losses(outcome).items() if v == v}
+    assert 1 not in finite and outcome.best_step == min(finite, key=lambda s: finite[s])
+    assert outcome.state.best_loss == finite[outcome.best_step]

@@ -351,9 +351,9 @@ class TrainLoop:
             return False
         loss = float(loss)
         best = state.best_loss
-        # NaN compares False: a non-finite evaluation is never an improvement.
-        lower = self.parallel.agree(best is None or loss < best)  # every rank keeps (gathers) or none
-        counted = best is None or loss < best * (1 - self.settings.early_stopping_min_delta)
+        finite = math.isfinite(loss)  # a non-finite evaluation is never the best, nor an improvement
+        lower = self.parallel.agree(finite and (best is None or loss < best))  # every rank keeps (gathers) or none
+        counted = finite and (best is None or loss < best * (1 - self.settings.early_stopping_min_delta))
         if lower:
             self._keep_best()
             state.best_loss, state.best_step = loss, state.step
