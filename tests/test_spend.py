@@ -3,8 +3,11 @@ session of a run folder, and the quote the estimator gives for the plan as it ra
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
+import os
 import shutil
 from pathlib import Path
 
@@ -148,23 +151,36 @@ def resumed_run(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) 
         "max_new_tokens: 4}\n")
     first = run_cli("run", "plan.yaml", "--max-steps", "2", cwd=root)
     assert first.returncode == 0, first.stderr
-    second = run_cli("run", "plan.yaml", "--max-steps", "4", "--resume", cwd=root)
-    assert second.returncode == 0, second.stderr
-    return root / "run", first.stdout + first.stderr, second.stdout + second.stderr
+    # The resumed session runs in this process (torch already loaded by other tests): the same CLI code.
+    from tunewise.advisor.cli import main
+
+    console = io.StringIO()
+    here = Path.cwd()
+    os.chdir(root)
+    try:
+        with contextlib.redirect_stderr(console), contextlib.redirect_stdout(console):
+            assert main(["run", "plan.yaml", "--max-steps", "4", "--resume"]) == 0
+    finally:
+        os.chdir(here)
+    return root / "run", first.stdout + first.stderr, console.getvalue()
 
 
 def test_tunewise_run_ends_with_the_verdict_interval_and_spend(resumed_run: tuple[Path, str, str]) -> None:
-    run, _, console = resumed_run
-    header = json.loads((run / "bakeoff.jsonl").read_text(encoding="utf-8").splitlines()[0])["bakeoff"]
+    """The first session's console (the real CLI in a subprocess) against what that session recorded."""
+    run, console, _ = resumed_run
+    events = read_events(run / "events.jsonl")
+    first = events[:next(i for i, e in enumerate(events) if e["event"] == "end") + 1]
+    bake = next(e for e in first if e["event"] == "bakeoff")
+    spend = first[-1]["spend"]
     lines = console.splitlines()
-    verdict = lines.index(header["sentence"])  # the whole sentence on its own line
-    lo, hi = header["interval_95"]
-    assert "95% interval" in lines[verdict + 1] and f"of {header['examples']}" in lines[verdict + 1]
+    verdict = lines.index(bake["sentence"])  # the whole sentence on its own line
+    lo, hi = bake["interval_95"]
+    assert "95% interval" in lines[verdict + 1] and f"of {bake['examples']}" in lines[verdict + 1]
     assert f"{lo:+.2f}" in lines[verdict + 1] and f"{hi:+.2f}" in lines[verdict + 1]
-    spend = json.loads((run / "spend.json").read_text(encoding="utf-8"))
-    spent_line = next(i for i, line in enumerate(lines) if line == spend["sentence"])
+    spent_line = lines.index(spend["sentence"])
     adapter = next(i for i, line in enumerate(lines) if line.startswith("adapter: "))
     assert verdict < spent_line < adapter  # verdict and spend come before the artifact list
+    assert spend["spent"]["sessions"] == 1 and spend["spent"]["wall_s"] == first[-1]["wall_s"]
 
 
 def test_a_resumed_run_sums_its_sessions_everywhere(resumed_run: tuple[Path, str, str]) -> None:
