@@ -15,6 +15,7 @@ from tui_support import async_test, screen_text, wait_until
 from tunewise.advisor.run_times import run_times, split_sessions
 from tunewise.advisor.tui.app import TunewiseApp
 from tunewise.advisor.tui.run_watch import RunState, read_events
+from tunewise.advisor.tui.screens.run import phase_lines
 from tunewise.plugins import manager
 from tunewise.plugins.events import make_event
 
@@ -92,7 +93,7 @@ async def test_a_rag_run_shows_its_phases_with_eta_and_ends_at_100_percent(tmp_p
         # Ten questions in ten seconds: seven left take about seven seconds.
         assert "answering without retrieval  10/17 questions · 10s · ~7s left" in phases, phases
         assert "✓ indexing  1/1 index" in phases and "✓ embedding  12/12 chunks · 13s" in phases, phases
-        assert "earlier phases (reading, chunking)" in phases, phases  # folded so 80x24 keeps its log
+        assert phases.startswith("✓ reading  3/3 files · 4s\n✓ chunking  3/3 files · 4s"), phases
         assert not screen.query_one("#run-chart").display, "no loss chart for a method that does not train"
         bar = screen.query_one("#run-progress")
         assert bar.total == 17 and bar.progress == 10
@@ -139,14 +140,19 @@ async def test_a_training_run_shows_evaluating_before_progress_before_its_first_
     partial = next(i for i, e in enumerate(events[:first_step])
                    if e.get("phase") == "evaluating before" and 0 < (e.get("done") or 0) < e["total"])
     answered, total = events[partial]["done"], events[partial]["total"]
+    first_phase = next(i for i, e in enumerate(events) if e["event"] == "phase")
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    _append(run_dir / "events.jsonl", events[:partial + 1])  # the file as it stood mid-evaluation
+    _append(run_dir / "events.jsonl", events[:first_phase])  # started, loading the model
     app = TunewiseApp(run_dir=run_dir, decisions_dir=tmp_path / "decisions")
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_until(pilot, lambda: "evaluating before" in _text(app.screen, "#run-phases"),
-                         "the evaluating-before phase")
+        await wait_until(pilot, lambda: _text(app.screen, "#run-phases").startswith("▶ starting · "),
+                         "the run starting")
         screen = app.screen
+        assert "starting" in _text(screen, "#run-steps")
+        _append(run_dir / "events.jsonl", events[first_phase:partial + 1])  # the file as it stood mid-evaluation
+        await wait_until(pilot, lambda: "evaluating before" in _text(screen, "#run-phases"),
+                         "the evaluating-before phase")
         phases = _text(screen, "#run-phases")
         assert phases.startswith(f"▶ evaluating before  {answered}/{total} examples"), phases
         assert "left" in phases, phases  # an ETA from the batches answered so far
@@ -235,6 +241,41 @@ def test_an_older_stream_without_phase_events_still_shows_its_phases() -> None:
         ("evaluating before", "done", None, None), ("training", "done", 3, 3), ("evaluating after", "done", None, None)]
     assert state.phases[1].seconds(None) == pytest.approx(2.0)  # first to last step report
     assert state.wall_s == 13.5 and state.trained
+
+
+def test_a_staged_run_counts_each_stage_and_folds_earlier_phases_beside_the_chart() -> None:
+    """RLHF: training stages report run-wide steps plus their own (stage_step / stage_steps)."""
+    stream = [_at(0, "start", method="rlhf", total_steps=30)]
+    t, offset = 1.0, 0
+    for name, unit, total in [("supervised fine-tuning", "steps", 10), ("reward model", "steps", 10),
+                              ("answering before", "prompts", 6), ("scoring pairs before", "pairs", 6),
+                              ("policy training", "steps", 10), ("answering after", "prompts", 6)]:
+        stream.append(_at(t, "phase", phase=name, done=0, total=total, unit=unit))
+        for done in range(1, total + 1):
+            t += 1.0
+            if unit == "steps":
+                stream.append(_at(t, "progress", step=offset + done, total_steps=30, loss=1.0, tokens_per_s=1.0,
+                                  stage_step=done, stage_steps=total, eta_s=float(total - done)))
+            else:
+                stream.append(_at(t, "phase", phase=name, done=done, total=total, unit=unit))
+        offset += total if unit == "steps" else 0
+        t += 1.0
+    state = RunState()
+    for event in stream[:-3]:  # three prompts answered after training
+        state.apply(event)
+    assert [(p.name, p.done, p.total) for p in state.phases] == [
+        ("supervised fine-tuning", 10, 10), ("reward model", 10, 10), ("answering before", 6, 6),
+        ("scoring pairs before", 6, 6), ("policy training", 10, 10), ("answering after", 3, 6)]
+    assert "training" not in [p.name for p in state.phases], "stage steps count in their stage, not a new phase"
+    lines = phase_lines(state, state.last_time).plain.splitlines()
+    assert lines == [
+        "✓ 3 earlier phases (supervised fine-tuning, reward model, answering before) · 29s",
+        "✓ scoring pairs before  6/6 pairs · 7s",
+        "✓ policy training  10/10 steps · 11s",
+        "▶ answering after  3/6 prompts · 3s · ~3s left"], lines
+    # Training time: the three training stages, as run_times counts it.
+    assert run_times(stream[:-3]).train_s == pytest.approx(11.0 * 3)
+    assert sum(p.seconds(state.last_time) or 0 for p in state.phases if p.training) == pytest.approx(33.0)
 
 
 @async_test

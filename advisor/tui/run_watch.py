@@ -181,6 +181,8 @@ class RunState:
     events: list[dict[str, Any]] = field(default_factory=list)
     """Every event, for the times (summed over sessions)."""
     last_time: float | None = None
+    started_at: float | None = None
+    """When the latest session sent ``start``."""
     explicit_phases: bool = False
     """The run sends ``phase`` events; else (older streams) ``eval`` events stand for its evaluations."""
 
@@ -206,6 +208,7 @@ class RunState:
                 # The session before ended without an ``end`` event (killed): its phase stopped then.
                 self._close(self.last_time, "interrupted")
             self.starts += 1
+            self.started_at = when
             self.status = "running"
             self.method = str(event.get("method", self.method))
             self.device = str(event.get("device", self.device) or "")

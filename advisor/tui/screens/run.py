@@ -27,7 +27,8 @@ from tunewise.advisor.tui.widgets.loss_chart import LossChart
 
 POLL_SECONDS = 0.25
 PHASE_ROWS = 4
-"""Phase lines shown; earlier finished phases share the first line (fits 80x24 with the chart)."""
+"""Phase lines shown beside the loss chart; earlier finished phases share the first line (fits 80x24)."""
+PHASE_ROWS_WITHOUT_CHART = 8
 MARKS = {"running": "▶", "done": "✓"}
 
 
@@ -181,7 +182,7 @@ class RunScreen(TunewiseScreen):
         counted = f"step {state.step}/{state.total_steps}" if state.total_steps else ""
         if state.status == "completed":
             bar.update(total=100, progress=100)
-            steps.update(counted or "done")
+            steps.update(counted or state.status)
             return
         if state.finished:
             fraction = state.fraction if state.total_steps else (_last_fraction(state) or 0.0)
@@ -196,8 +197,10 @@ class RunScreen(TunewiseScreen):
             steps.update(f"{current.name} {current.done or 0}/{current.total}")
         else:
             bar.update(total=None)  # nothing to count yet (starting, saving): the bar says it is busy
-            steps.update(current.name if current is not None else (counted or (
-                "starting" if state.status == "running" else "step –")))
+            if current is not None:
+                steps.update(current.name)
+            else:
+                steps.update("starting" if state.status == "running" else (counted or "step –"))
 
     # -- actions ---------------------------------------------------------------------------
 
@@ -278,8 +281,12 @@ def phase_lines(state: RunState, until: float | None) -> Text:
     phases = state.phases
     text = Text(no_wrap=True, overflow="ellipsis")
     if not phases:
+        if state.status == "running" and state.started_at is not None and until is not None:
+            # Loading the model and data: no phase reported yet, but the run is busy, not stuck.
+            text.append(f"▶ starting · {format_duration(until - state.started_at)}", style="bold")
         return text
-    hidden = phases[:-PHASE_ROWS + 1] if len(phases) > PHASE_ROWS else []
+    rows = PHASE_ROWS if state.trained else PHASE_ROWS_WITHOUT_CHART
+    hidden = phases[:-rows + 1] if len(phases) > rows else []
     if hidden:
         seconds = sum(p.seconds(until) or 0.0 for p in hidden)
         text.append(f"✓ {len(hidden)} earlier phases ({', '.join(p.name for p in hidden)}) · "
