@@ -241,6 +241,11 @@ def _metric_value(value: Any, metric: str) -> str:
     return f"{value:.2f}" if size < 100 else f"{value:,.0f}"
 
 
+def mappings(value: Any) -> list[Mapping[str, Any]]:
+    """The mappings in a list read from a run's files (anything else, e.g. a damaged field, gives [])."""
+    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, (list, tuple)) else []
+
+
 def bakeoff_figures(bake: Mapping[str, Any]) -> str:
     """``accuracy 0.05 → 0.87, +0.82 (95% interval +0.74 … +0.90); won 52 · tied 4 · lost 4 of 60``."""
     from tunewise.plugins.bakeoff import METRICS
@@ -251,6 +256,9 @@ def bakeoff_figures(bake: Mapping[str, Any]) -> str:
     after = (bake.get("after") or {}).get(metric) if isinstance(bake.get("after"), Mapping) else bake.get("after")
     key = next((k for k in bake if str(k).startswith("interval_")), None)
     interval = bake.get(key) if key else None
+    if not (isinstance(interval, (list, tuple)) and len(interval) == 2
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in interval)):
+        interval = None  # a hand-edited or damaged file: show what is readable
     text = f"{name} {_metric_value(before, metric)} → {_metric_value(after, metric)}"
     diff = bake.get("difference")
     if isinstance(diff, (int, float)) and not isinstance(diff, bool):
@@ -276,7 +284,7 @@ def bakeoff_console(bake: Mapping[str, Any] | None, message: str = "") -> list[R
     verdict = str(bake.get("verdict", ""))
     out: list[RenderableType] = [Text(str(bake.get("sentence", "")), style=VERDICT_STYLES.get(verdict, "bold")),
                                  Text("  " + bakeoff_figures(bake))]
-    reasons = [r for r in bake.get("reasons") or () if isinstance(r, Mapping)]
+    reasons = mappings(bake.get("reasons"))
     if verdict != "better" and reasons:
         top = reasons[0]
         setting = f" ({top.get('setting')})" if top.get("setting") else ""

@@ -122,8 +122,10 @@ class ProgressView:
         message = str(result.get("message", ""))
         sentence = str(bake.get("sentence", "")) if bake else ""
         rest = message.removeprefix(sentence).strip(" .") if sentence and message.startswith(sentence) else message
-        self.console.print(f"[bold]{end['status']}[/bold]: {rest}" if rest else f"[bold]{end['status']}[/bold]",
-                           highlight=False)
+        from rich.markup import escape
+
+        status = f"[bold]{escape(str(end['status']))}[/bold]"
+        self.console.print(f"{status}: {escape(rest)}" if rest else status, highlight=False)
         if bake or end.get("status") == "completed":
             for line in bakeoff_console(bake, message):
                 self.console.print(line, highlight=False)

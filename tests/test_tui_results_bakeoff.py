@@ -173,3 +173,32 @@ def test_a_perplexity_bake_off_reads_lower_is_better(tmp_path: Path) -> None:
     assert bake.verdict == "better" and figures.startswith(f"perplexity {bake.before:.1f} → {bake.after:.1f}")
     lo, hi = bake.interval
     assert lo < hi < 0 and "(95% interval -" in figures and " … -" in figures  # both ends keep their minus
+
+
+@async_test
+async def test_a_damaged_bake_off_shows_what_is_readable(tmp_path: Path) -> None:
+    """metrics.json edited by hand: fields of the wrong type are skipped, never a crash or an error dialog."""
+    bake, examples = _classification(better=True)
+    run = tmp_path / "run"
+    _run_folder(run, bake=bake, examples=examples, in_result=False)
+    (run / "bakeoff.jsonl").unlink()
+    events = [e for e in read_events(run / "events.jsonl") if e["event"] != "bakeoff"]
+    (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events), encoding="utf-8")
+    damaged = {**bake.to_dict(), "reasons": 5, "labels": "billing", "confusions": [1, "x"],
+               "interval_95": "wide", "wins": "many", "verdict": "worse"}
+    metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    (run / "metrics.json").write_text(json.dumps({**metrics, "bakeoff": damaged}), encoding="utf-8")
+    (run / "spend.json").write_text('{"spent": 3, "sentence": ["not", "text"]}', encoding="utf-8")
+    app = TunewiseApp(run_dir=run, decisions_dir=tmp_path / "decisions")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _open_results(app, pilot)
+        verdict = _content(screen, "#results-verdict")
+        assert verdict.plain == bake.sentence and "red" in str(verdict.style)
+        figures = _content(screen, "#results-figures").plain
+        assert figures.startswith(f"accuracy {bake.before:.2f} → {bake.after:.2f}") and "interval" not in figures
+        assert not screen.query_one("#results-labels").display
+        assert _content(screen, "#results-confusions").plain == ""
+        assert "read from metrics.json" in _content(screen, "#results-evidence").plain
+        spend_line = _content(screen, "#results-spend").plain  # worked out from events.jsonl instead
+        assert spend_line.startswith("spent 12 s (training ") and "$0 (CPU)" in spend_line
+        assert type(app.screen).__name__ == "ResultsScreen"  # no error dialog

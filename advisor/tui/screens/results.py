@@ -124,7 +124,7 @@ def read_results(run_dir: Path) -> RunResults:
         or _numbers(metrics.get("after")) or _numbers(run_file.get("metrics_after"))
     out.bakeoff, out.bakeoff_from = find_bakeoff(run_dir, events, result)
     out.spend = spending.read_spend(run_dir)
-    if out.spend is None and events:
+    if (out.spend is None or not isinstance(out.spend.get("sentence"), str)) and events:  # absent or damaged
         out.spend = spending.spend_report(events).to_dict()
     return out
 
@@ -228,7 +228,7 @@ class ResultsScreen(TunewiseScreen):
             f"Report: {report}   (m to read it here)" if report else "No report was written.")
 
     def _show_bakeoff(self, results: RunResults) -> None:
-        from tunewise.advisor.report_render import VERDICT_STYLES, bakeoff_figures
+        from tunewise.advisor.report_render import VERDICT_STYLES, bakeoff_figures, mappings
 
         bake = results.bakeoff
         labels = self.query_one("#results-labels", DataTable)
@@ -244,7 +244,7 @@ class ResultsScreen(TunewiseScreen):
         verdict.update(Text(str(bake.get("sentence", "")), style=style))
         self.query_one("#results-figures", Static).update(Text(bakeoff_figures(bake)))
 
-        rows = [r for r in bake.get("labels") or () if isinstance(r, dict)]
+        rows = mappings(bake.get("labels"))
         labels.clear(columns=True)
         labels.display = bool(rows)
         if rows:
@@ -252,7 +252,7 @@ class ResultsScreen(TunewiseScreen):
             for row in rows:
                 labels.add_row(str(row.get("label", "")), str(row.get("examples", "")),
                                str(row.get("base_correct", "")), str(row.get("result_correct", "")))
-        confusions = [c for c in bake.get("confusions") or () if isinstance(c, dict)][:SHOWN_CONFUSIONS]
+        confusions = mappings(bake.get("confusions"))[:SHOWN_CONFUSIONS]
         text = Text()
         if confusions:
             text.append("Most common mistakes of the result (gold → answered):")
@@ -261,7 +261,7 @@ class ResultsScreen(TunewiseScreen):
                             f" (e.g. “{c.get('example') or '(empty answer)'}”)")
         self.query_one("#results-confusions", Static).update(text)
 
-        reasons = [r for r in bake.get("reasons") or () if isinstance(r, dict)]
+        reasons = mappings(bake.get("reasons"))
         why = Text()
         if reasons and bake.get("verdict") != "better":
             why.append("Why it may not be better, most likely first:", style="bold")
