@@ -195,6 +195,10 @@ class Measurement:
     wall_s: float = 0.0
     usd: float = 0.0
     device: str = ""
+    train_s: float | None = None
+    """Seconds in training phases (the run's ``spend.json``; None when it does not train or did not say)."""
+    spend: str = ""
+    """The run's spent-vs-quoted sentence (``spend.json``)."""
     source: str = ""
     """Where the figures come from: ``bakeoff``, ``bakeoff.jsonl``, ``predictions``, ``generations``, ``metrics``."""
     scores: Mapping[str, float] = field(default_factory=dict)
@@ -216,7 +220,8 @@ class Measurement:
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in ("method", "status", "message", "metric", "metric_name",
                                              "higher_is_better", "before", "after", "verdict", "sentence",
-                                             "examples", "wall_s", "usd", "device", "source")}
+                                             "examples", "wall_s", "train_s", "usd", "device", "spend",
+                                             "source")}
         out["after_interval_95"] = list(self.after_interval) if self.after_interval else None
         out["difference_interval_95"] = list(self.difference_interval) if self.difference_interval else None
         out["example_ids"] = sorted(self.scores)
@@ -727,13 +732,25 @@ def _per_example(run_dir: Path, sample: PilotSample, method: str) -> tuple[str, 
 def measure(candidate: Candidate, outcome: Mapping[str, Any], sample: PilotSample, *,
             usd_per_hour: float = 0.0) -> Measurement:
     """What ``candidate``'s run measured: its bake-off when it reported one, else its per-example files."""
+    from tunewise.advisor.spend import read_spend
     from tunewise.plugins.bakeoff import BakeOffError, bake_off, metric_spec
 
     status = str(outcome.get("status") or "failed")
     wall = float(outcome.get("wall_s") or 0.0)
     usd = round(wall / 3600 * usd_per_hour, 4)
+    train_s, spend_sentence = None, ""
+    # What the run itself says it spent (advisor/spend.py: sessions summed, resumes included) is the one
+    # definition the Results screen uses too; the pilot's own clock is the fallback.
+    spend = (read_spend(Path(candidate.run_dir)) or {}) if candidate.run_dir else {}
+    spent = spend.get("spent") if isinstance(spend.get("spent"), Mapping) else None
+    if spent is not None:
+        wall = float(_number(spent.get("wall_s")) or wall)
+        train_s = _number(spent.get("train_s"))
+        high = _number(spent.get("usd_high"))
+        usd = round(high, 4) if high is not None else usd
+        spend_sentence = str(spend.get("sentence") or "")
     base = Measurement(candidate.method, status, str(outcome.get("message") or ""), wall_s=wall, usd=usd,
-                       device=str(outcome.get("device") or ""))
+                       device=str(outcome.get("device") or ""), train_s=train_s, spend=spend_sentence)
     if status != "completed":
         return base
     result = outcome.get("result") or {}

@@ -72,6 +72,7 @@ def test_pilot_of_two_methods_on_a_tiny_model(tmp_path: Path, tiny_model_dir: Pa
         assert sorted(m["example_ids"]) == sorted(held), m["method"]
         assert m["metric"] == "accuracy" and 0.0 <= m["after"] <= 1.0
         assert m["wall_s"] > 0 and m["after_interval_95"] is not None
+        assert m["spend"].startswith("spent ") and m["usd"] == 0.0  # the run's own spend.json, priced for a CPU
     [duel] = result["head_to_head"]
     assert duel["examples"] == len(held) and {duel["first"], duel["second"]} == {"lora", "in_context"}
     assert result["order_after"] == expected_order(result)

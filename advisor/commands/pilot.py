@@ -119,7 +119,8 @@ def _print_table(result: Any) -> None:
     for line in result.changes:
         console.print(f"  • {line}", highlight=False, markup=False)
     for candidate in result.candidates:
-        for note in candidate.notes:
+        measured = result.measurement(candidate.method)
+        for note in (*candidate.notes, *([measured.spend] if measured is not None and measured.spend else [])):
             console.print(f"  {candidate.title}: {note}", style="dim", highlight=False, markup=False)
     console.print(f"pilot folder: {result.out_dir}", highlight=False)
 

@@ -179,6 +179,8 @@ def pilot_renderable(pilot: Any, method: str) -> Group | str:
     candidate = next((c for c in pilot.candidates if c.method == method), None)
     figures = {"measured": measurement.figure(), "time": f"{measurement.wall_s:.0f} s here"
                + (f" on {measurement.device}" if measurement.device else ""), "cost": f"${measurement.usd:.2f}"}
+    if measurement.spend:
+        figures["spent"] = measurement.spend
     if measurement.before is not None and measurement.after is not None:
         figures["vs its base"] = f"{measurement.before:.2f} → {measurement.after:.2f}" + (
             f" ({measurement.verdict.replace('_', ' ')})" if measurement.verdict else "")
