@@ -200,16 +200,23 @@ def run_hardware(events: Sequence[Mapping[str, Any]], plan: Mapping[str, Any]) -
     return None, "gpu", gpus, "the plan names no hardware (set training.budget_hardware)"
 
 
-def compute_spent(events: Sequence[Mapping[str, Any]], plan: Mapping[str, Any] | None = None, *,
-                  now: float | None = None) -> Spent:
-    """Wall and training time, GPU-hours and dollars of every session in ``events``."""
-    plan = _plan(events, plan)
+def run_times(events: Sequence[Mapping[str, Any]], *, now: float | None = None) -> tuple[int, float, float | None]:
+    """``(sessions, wall seconds, training seconds or None)`` of a run's events, summed over its sessions;
+    ``now`` counts a session still running up to now (what a screen following the run shows as elapsed)."""
     sessions = [s for s in split_sessions(events) if any(e.get("event") == "start" for e in s)] \
         or split_sessions(events)
     last = len(sessions) - 1
     wall = math.fsum(session_wall_s(s, now if i == last else None) for i, s in enumerate(sessions))
     trains = [session_train_s(s, now if i == last else None) for i, s in enumerate(sessions)]
     train = math.fsum(t for t in trains if t is not None) if any(t is not None for t in trains) else None
+    return len(sessions), wall, train
+
+
+def compute_spent(events: Sequence[Mapping[str, Any]], plan: Mapping[str, Any] | None = None, *,
+                  now: float | None = None) -> Spent:
+    """Wall and training time, GPU-hours and dollars of every session in ``events``."""
+    plan = _plan(events, plan)
+    count, wall, train = run_times(events, now=now)
     hardware, kind, gpus, why = run_hardware(events, plan)
     gpu_hours = wall / 3600 * gpus
     per_hour = _number(_section(plan, "training").get("usd_per_hour"))
@@ -228,7 +235,7 @@ def compute_spent(events: Sequence[Mapping[str, Any]], plan: Mapping[str, Any] |
     else:
         low = high = None
         source = f"price unknown: {why}, or training.usd_per_hour"
-    return Spent(len(sessions), round(wall, 2), None if train is None else round(train, 2), kind, gpus,
+    return Spent(count, round(wall, 2), None if train is None else round(train, 2), kind, gpus,
                  round(gpu_hours, 4), hardware.name if hardware is not None else "unknown GPU", low, high, source)
 
 
