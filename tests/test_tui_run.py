@@ -74,7 +74,7 @@ async def test_run_screen_follows_a_run_and_opens_results(tmp_path: Path) -> Non
         await wait_until(pilot, lambda: "step 5/10" in str(screen.query_one("#run-steps").render())
                          and "loss is noisy" in "\n".join(screen.query_one("#run-log").lines), "step 5 and the log")
         stats = str(screen.query_one("#run-stats").render())
-        assert "loss 2.0000" in stats and "1,500 tok/s" in stats and "ETA 10s" in stats
+        assert "loss 2.0000" in stats and "1,500 tok/s" in stats and "ETA 10 s" in stats
         assert "WARNING: loss is noisy" in "\n".join(screen.query_one("#run-log").lines)
         await pilot.press("v")
         assert type(app.screen).__name__ == "RunScreen", "no results before the run ends"

@@ -99,9 +99,9 @@ class Phase:
     latest: tuple[float, float] | None = None
     reported_eta_s: float | None = None
     """The run's own estimate (a ``progress`` event's ``eta_s``), preferred to the rate from the events."""
-    to_latest: bool = False
-    """Timed from its first to its latest report (training inferred from ``progress`` events alone),
-    as :func:`~tunewise.advisor.run_times.session_train_s` counts it."""
+    untimed: bool = False
+    """Inferred from ``progress`` events alone (a stream from before ``phase`` events): its time is not
+    recorded, as :mod:`tunewise.advisor.run_times` does not count it as training time."""
 
     @property
     def training(self) -> bool:
@@ -109,10 +109,10 @@ class Phase:
 
     def seconds(self, until: float | None) -> float | None:
         """Wall seconds in this phase, the open stint counted to ``until``; None when never timed."""
+        if self.untimed:
+            return None
         if self.since is None:
             return self.elapsed_s if self.elapsed_s > 0 else None
-        if self.to_latest and self.latest is not None:
-            until = self.latest[0]
         return self.elapsed_s + max(0.0, (until if until is not None else self.since) - self.since)
 
     def eta_s(self) -> float | None:
@@ -249,7 +249,7 @@ class RunState:
             self._enter(training.name if training else "training", when, done, total, "steps")
             assert self.current is not None
             self.current.reported_eta_s = self.eta_s
-            self.current.to_latest = not self.explicit_phases
+            self.current.untimed = not self.explicit_phases
         elif kind == "eval":
             phase = str(event.get("phase", "during"))
             metrics = {k: v for k, v in (event.get("metrics") or {}).items() if isinstance(v, (int, float))}
@@ -334,8 +334,6 @@ class RunState:
         phase = self.current
         if phase is None:
             return
-        if phase.to_latest and phase.latest is not None:
-            when = phase.latest[0]
         if phase.since is not None and when is not None:
             phase.elapsed_s += max(0.0, when - phase.since)
         phase.since = None
@@ -360,19 +358,6 @@ def read_run_state(run_dir: Path) -> RunState:
     for event in events:
         state.apply(event)
     return state
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    seconds = max(0, round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"
 
 
 def run_command(plan_path: Path, out_dir: Path, *, resume: bool = False) -> list[str]:

@@ -12,13 +12,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Header, Log, ProgressBar, Static
+from tunewise.advisor.spend import duration
 from tunewise.advisor.tui.run_watch import (
     EVENTS_FILE,
     EventTail,
     Phase,
     RunHandle,
     RunState,
-    format_duration,
     launched_plan,
 )
 from tunewise.advisor.tui.screens.base import TunewiseScreen
@@ -148,17 +148,17 @@ class RunScreen(TunewiseScreen):
         if state.trained:
             stats += [f"loss {state.loss:.4f}" if state.loss is not None else "loss –",
                       f"{state.tokens_per_s:,.0f} tok/s" if state.tokens_per_s is not None else "– tok/s"]
-        elapsed = f"elapsed {format_duration(times.wall_s)}" if state.events else "elapsed –"
+        elapsed = f"elapsed {duration(times.wall_s)}" if state.events else "elapsed –"
         if times.sessions > 1:
             elapsed += f" ({times.sessions} sessions)"
         stats.append(elapsed)
         if not state.finished:
             current = state.current
             eta = current.eta_s() if current is not None else None
-            stats.append(f"ETA {format_duration(eta)}")
+            stats.append(f"ETA {duration(eta)}")
         if state.peak_memory_gb is not None:
             stats.append(f"peak {state.peak_memory_gb:.2f} GB")
-        self.query_one("#run-stats", Static).update("  ·  ".join(stats))
+        self.query_one("#run-stats", Static).update(" · ".join(stats))
         self.query_one("#run-phases", Static).update(phase_lines(state, until))
         outcome = self.query_one("#run-outcome", Static)
         outcome.display = state.finished
@@ -266,11 +266,11 @@ def phase_line(phase: Phase, until: float | None) -> str:
         parts[0] += f"  {phase.done}/{phase.total}" + (f" {phase.unit}" if phase.unit else "")
     seconds = phase.seconds(until)
     if seconds is not None:
-        parts.append(format_duration(seconds))
+        parts.append(duration(seconds))
     if phase.state == "running":
         eta = phase.eta_s()
         if eta is not None and phase.done != phase.total:
-            parts.append(f"~{format_duration(eta)} left")
+            parts.append(f"~{duration(eta)} left")
     elif phase.state != "done":
         parts.append(phase.state)
     return " · ".join(parts)
@@ -283,14 +283,14 @@ def phase_lines(state: RunState, until: float | None) -> Text:
     if not phases:
         if state.status == "running" and state.started_at is not None and until is not None:
             # Loading the model and data: no phase reported yet, but the run is busy, not stuck.
-            text.append(f"▶ starting · {format_duration(until - state.started_at)}", style="bold")
+            text.append(f"▶ starting · {duration(until - state.started_at)}", style="bold")
         return text
     rows = PHASE_ROWS if state.trained else PHASE_ROWS_WITHOUT_CHART
     hidden = phases[:-rows + 1] if len(phases) > rows else []
     if hidden:
         seconds = sum(p.seconds(until) or 0.0 for p in hidden)
         text.append(f"✓ {len(hidden)} earlier phases ({', '.join(p.name for p in hidden)}) · "
-                    f"{format_duration(seconds)}\n", style="dim")
+                    f"{duration(seconds)}\n", style="dim")
     shown = phases[len(hidden):]
     for i, phase in enumerate(shown):
         style = "bold" if phase is state.current else ("dim" if phase.state == "done" else "")
