@@ -229,3 +229,36 @@ async def test_rag_plan_without_questions_writes_typed_ones_that_tunewise_run_ac
     metrics = json.loads((tmp_path / "runs/asked/metrics.json").read_text())
     assert metrics["after"], metrics  # the questions were read and scored
     assert (tmp_path / "runs/asked/bakeoff.jsonl").is_file()
+
+
+@async_test
+async def test_results_of_a_rag_run_open_ask_and_other_runs_do_not_offer_it(
+        work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tunewise.advisor.tui.screens.results import ResultsScreen
+    from tunewise.advisor.tui.screens.run import RunScreen
+
+    monkeypatch.chdir(work)
+    app = TunewiseApp(workdir=work, run_dir=Path("runs/rag"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.state.finished, "the run")
+        await pilot.press("v")
+        await wait_until(pilot, lambda: isinstance(app.screen, ResultsScreen) and app.screen.results is not None,
+                         "the results")
+        await wait_until(pilot, lambda: " a Ask " in screen_text(app).splitlines()[-1], "Ask in the footer")
+        await pilot.press("a")
+        await wait_until(pilot, lambda: _ask_shown(app), "the Ask screen from Results")
+    lora = work / "lora-run"
+    lora.mkdir()
+    (lora / "events.jsonl").write_text(json.dumps({"event": "start", "method": "lora", "plan": {}}) + "\n"
+                                       + json.dumps({"event": "end", "status": "completed"}) + "\n")
+    app = TunewiseApp(workdir=work)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        app.push_screen(ResultsScreen(lora))
+        await wait_until(pilot, lambda: isinstance(app.screen, ResultsScreen) and app.screen.results is not None,
+                         "the LoRA results")
+        await pilot.pause()
+        assert " a Ask " not in screen_text(app).splitlines()[-1]
+        await pilot.press("a")
+        await pilot.pause()
+        assert isinstance(app.screen, ResultsScreen)

@@ -135,6 +135,7 @@ class ResultsScreen(TunewiseScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("m", "report", "Report"),
         Binding("t", "try_it", "Try it"),
+        Binding("a", "ask", "Ask", tooltip="ask a RAG run's index questions, with citations"),
         Binding("n", "new", "New consultation"),
         Binding("escape", "back", "Back"),
     ]
@@ -180,6 +181,7 @@ class ResultsScreen(TunewiseScreen):
 
     def _show(self, results: RunResults) -> None:
         self.results = results
+        self.refresh_bindings()  # Ask shows in the footer once the run is known to be a RAG run
         self.state = state = results.state
         result = state.result or {}
         status = results.status
@@ -304,6 +306,20 @@ class ResultsScreen(TunewiseScreen):
             self.notify(f"Try it needs a completed run (this one is {status}).", severity="warning")
             return
         self.tw.show_try_it(self.run_dir)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """``a`` (Ask) only for a RAG run: other methods build no index to ask."""
+        if action == "ask":
+            method = self.results.method if self.results is not None else self.state.method
+            return method == "rag"
+        return True
+
+    def action_ask(self) -> None:
+        status = self.results.status if self.results is not None else self.state.status
+        if status != "completed":
+            self.notify(f"Ask needs a completed RAG run (this one is {status}).", severity="warning")
+            return
+        self.tw.show_ask(self.run_dir)
 
     def action_new(self) -> None:
         self.tw.go_home()
