@@ -382,7 +382,7 @@ class TrainLoop:
         message = ""
         if restore:
             shown = f"{final:.4g}" if isinstance(final, (int, float)) else "not finite"
-            message = (f"the last step's held-out loss ({shown}) was above the best; {kept}")
+            message = f"the last step's held-out loss ({shown}) was not below the best; {kept}"
             self.events("log", level="info", message=message, kind="early_stopping", step=state.step,
                         best_step=state.best_step, best_loss=state.best_loss)
         return LoopOutcome("completed", state, message, best_step=state.best_step)
