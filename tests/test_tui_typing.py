@@ -96,3 +96,21 @@ async def test_a_long_validation_message_wraps_instead_of_being_cut() -> None:
         await pilot.pause()
         flat = " ".join(screen_text(app).split())
         assert "compliance, multilingual" in flat, flat
+
+
+@async_test
+async def test_ctrl_e_opens_the_training_settings_at_their_first_field(tmp_path: Path) -> None:
+    from textual.widgets import Collapsible
+
+    app = TunewiseApp(decisions_dir=tmp_path / "decisions", workdir=tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        app.push_screen(PlanScreen("lora"))
+        section = await wait_until(pilot, lambda: app.screen.query_one("#plan-training", Collapsible),
+                                   "the training settings")
+        assert section.collapsed
+        await pilot.press("ctrl+e")
+        await wait_until(pilot, lambda: not section.collapsed and app.focused is not None
+                         and section in app.focused.ancestors, "the first training field focused")
+        await pilot.press("ctrl+e")
+        await wait_until(pilot, lambda: section.collapsed, "the settings closed again")

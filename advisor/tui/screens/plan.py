@@ -51,6 +51,8 @@ class PlanScreen(TunewiseScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "save", "Save plan", priority=True),
         Binding("ctrl+r", "run", "Run it", priority=True),
+        Binding("ctrl+e", "training_settings", "Training settings", priority=True,
+                tooltip="open the training settings and go to the first one (again: close them)"),
         Binding("escape", "back", "Back"),
     ]
 
@@ -90,7 +92,8 @@ class PlanScreen(TunewiseScreen):
                              "and output folder.", classes="question-help")
             for section in self.sections:
                 collapsed = section.prefix == "training."
-                with Collapsible(title=f"{section.title} ({len(section.questions)})", collapsed=collapsed):
+                with Collapsible(title=f"{section.title} ({len(section.questions)})", collapsed=collapsed,
+                                 id="plan-training" if section.prefix == "training." else None):
                     for question in section.questions:
                         yield QuestionField(question)
                 if self.method_id == "rag" and section.prefix == "plan.":  # after the data it asks about
@@ -317,6 +320,21 @@ class PlanScreen(TunewiseScreen):
             event.button.id or "")
         if action:
             action()
+
+    def action_training_settings(self) -> None:
+        """Open the (collapsed) training settings at their first field, or close them again: 30 settings
+        are too many to show by default, and tabbing to the collapsed title past every field was slow."""
+        found = self.query("#plan-training")
+        if not found:
+            self.notify("This method has no training settings.", severity="warning")
+            return
+        section = found.first(Collapsible)
+        section.collapsed = not section.collapsed
+        if not section.collapsed:
+            fields = list(section.query(QuestionField))
+            if fields:
+                self.call_after_refresh(fields[0].focus_input)
+                self.call_after_refresh(section.scroll_visible, top=True)
 
     def action_back(self) -> None:
         self.app.pop_screen()
