@@ -58,6 +58,13 @@ def _cell(text: str, limit: int = 80) -> str:
     return flat.replace("|", "\\|") or "(empty)"
 
 
+def _id_cell(example_id: str, limit: int = 40) -> str:
+    """An example id cut from the left: ``file:line`` ends with what tells examples apart."""
+    flat = " ".join(redact(example_id).split())
+    flat = flat if len(flat) <= limit else "…" + flat[-(limit - 1):]
+    return flat.replace("|", "\\|") or "(empty)"
+
+
 def _number(value: float) -> str:
     size = abs(value)
     return f"{value:.0f}" if size >= 1000 else f"{value:.3g}" if size >= 1 else f"{value:.3f}"
@@ -100,7 +107,7 @@ def bakeoff_markdown(bake: BakeOff, examples: Sequence[ExampleOutcome] = (), *,
             continue
         lines += ["", f"{title} ({len(chosen)}), first {min(shown, len(chosen))}:", "",
                   "| example | reference | base | result |", "|---|---|---|---|"]
-        lines += [f"| {_cell(e.id, 40)} | {_cell(e.reference, 50)} | {_cell(e.base_answer, 50)} | "
+        lines += [f"| {_id_cell(e.id)} | {_cell(e.reference, 50)} | {_cell(e.base_answer, 50)} | "
                   f"{_cell(e.result_answer, 50)} |" for e in sorted(chosen, key=lambda e: e.id)[:shown]]
     return "\n".join(lines) + "\n"
 

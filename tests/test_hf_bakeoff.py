@@ -231,3 +231,15 @@ def test_a_resumed_run_keeps_the_bases_answers_and_the_same_bakeoff(tmp_path: Pa
     assert (tmp_path / "parts" / "bakeoff.jsonl").read_text() == (tmp_path / "whole" / "bakeoff.jsonl").read_text()
     assert json.loads((tmp_path / "parts" / "metrics.json").read_text()) == \
         json.loads((tmp_path / "whole" / "metrics.json").read_text())
+
+
+def test_report_rows_keep_the_line_number_of_long_paths() -> None:
+    """Absolute data paths are long: a row's id is cut from the left, so its ``:line`` stays visible."""
+    from tunewise.plugins.bakeoff import bake_off
+    from tunewise.plugins.bakeoff_report import ExampleOutcome, bakeoff_markdown
+
+    where = "/home/someone/projects/support/data/exports/support_chat.jsonl"
+    examples = [ExampleOutcome(f"{where}:{line}", "q", "ref", "a", "b", 0.0, 1.0) for line in (101, 202)]
+    bake = bake_off({e.id: 0.0 for e in examples}, {e.id: 1.0 for e in examples}, "rouge_l")
+    text = bakeoff_markdown(bake, examples)
+    assert "support_chat.jsonl:101 |" in text and "support_chat.jsonl:202 |" in text
