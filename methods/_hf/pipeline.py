@@ -492,7 +492,8 @@ def _train_and_report(plan: Plan, events: Any, spec: MethodSpec, settings: Train
     guarded = BudgetedEvents(events, budget, LoopState())
     loop = TrainLoop(model=model, settings=settings, placement=placement, batches=batches, loss_fn=causal_lm_loss,
                      learning_rate=learning_rate, events=guarded if budget.active else events, store=store,
-                     identity=identity, evaluate=evaluate_during if held else None)
+                     identity=identity, evaluate=evaluate_during if held else None,
+                     eval_sequences=len(corpus.held_out))  # caps the default cadence at +25% time
     state: LoopState | None = None
     if resume_from is not None:
         try:
