@@ -56,6 +56,8 @@ class FieldSpec:
     """True when the value must be strictly greater than ``minimum``."""
     maximum: float | None = None
     """Largest value accepted (:mod:`tunewise.advisor.limits`: far beyond any real run, keeps quotes finite)."""
+    aliases: tuple[tuple[str, str], ...] = ()
+    """Other spellings of a choice people write, and the choice each means (``real-time`` → ``realtime``)."""
 
 
 FIELDS: tuple[FieldSpec, ...] = (
@@ -64,8 +66,9 @@ FIELDS: tuple[FieldSpec, ...] = (
               "task = a specific skill (classify, extract …); style = voice/tone; format = output structure; "
               "language = a language or dialect; domain = fluency in a field's language; safety = avoid "
               "harmful output; preference = match human judgements of quality.", choices=GOALS),
-    FieldSpec("knowledge_changes", "choice", "never", "How often the facts it needs change.",
-              choices=KNOWLEDGE_CHANGES),
+    FieldSpec("knowledge_changes", "choice", "never", "How often the facts it needs change (realtime: as they "
+              "happen; real-time is accepted too).", choices=KNOWLEDGE_CHANGES,
+              aliases=(("real-time", "realtime"), ("real time", "realtime"), ("real_time", "realtime"))),
     FieldSpec("needs_citations", "bool", False, "Answers must cite their sources."),
     FieldSpec("data.documents", "count", 0, "Reference documents the model should draw on.", minimum=0,
               maximum=limits.EXAMPLES.high),
@@ -145,9 +148,10 @@ def validate_value(spec: FieldSpec, value: Any) -> Any:
             raise ValueError(f"must be text or null, got {redacted_repr(value, 80)}")
         return value.strip()
     if kind == "choice":
-        if not isinstance(value, str) or value.strip().lower() not in spec.choices:
+        choice = dict(spec.aliases).get(value.strip().lower(), value) if isinstance(value, str) else value
+        if not isinstance(choice, str) or choice.strip().lower() not in spec.choices:
             raise ValueError(f"must be one of {', '.join(spec.choices)}, got {redacted_repr(value, 80)}")
-        return value.strip().lower()
+        return choice.strip().lower()
     if kind == "multi":
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, (list, tuple)) or not items:

@@ -15,6 +15,7 @@ Steps, each visible in the result:
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -258,16 +259,58 @@ def _needs_training(method_id: str, cls: Any) -> bool:
     return bool(flag) if flag is not None else method_id not in NO_TRAINING_METHODS
 
 
-def order(fits: Sequence[Fit], needs_training: Mapping[str, bool], failed: frozenset[str] = frozenset()) -> list[Fit]:
-    """Best first: sufficient no-training methods, then by score (ties: no training first, then id);
+TIE_RULE = ("equal scores (as shown, to two decimals) are ordered by: no training first; then the higher score "
+            "from the method's own rules (how well it suits your goals and data, before costs); then the lower "
+            "high-end cost; then the method id, alphabetically")
+"""How ties are broken, stated in the ranking's assumptions and in the reasons of every tied method."""
+
+
+def _tie_key(fit: Fit, trains: Mapping[str, bool], own: Mapping[str, float],
+             cost: Mapping[str, float]) -> tuple[int, float, float, str]:
+    return (1 if trains.get(fit.method, True) else 0, -round(own.get(fit.method, fit.score), 3),
+            cost.get(fit.method, float("inf")), fit.method)
+
+
+def order(fits: Sequence[Fit], needs_training: Mapping[str, bool], failed: frozenset[str] = frozenset(),
+          own: Mapping[str, float] | None = None, cost: Mapping[str, float] | None = None) -> list[Fit]:
+    """Best first: sufficient no-training methods, then by score (shown to two decimals), ties by
+    :data:`TIE_RULE` (``own``: each method's own-rules score, ``cost``: its quote's high-end dollars);
     methods that failed to score or quote (``failed``) last."""
-    def key(fit: Fit) -> tuple[int, float, int, str]:
+    own, cost = own or {}, cost or {}
+
+    def key(fit: Fit) -> tuple[int, float, tuple[int, float, float, str]]:
         trains = needs_training.get(fit.method, True)
         sufficient = not trains and not fit.blockers and fit.score >= SUFFICIENT_SCORE
         group = 2 if fit.method in failed else (0 if sufficient else 1)
-        return (group, -fit.score, 1 if trains else 0, fit.method)
+        return (group, -round(fit.score, 2), _tie_key(fit, needs_training, own, cost))
 
     return sorted(fits, key=key)
+
+
+def tie_reasons(ranked: Sequence[Fit], needs_training: Mapping[str, bool], own: Mapping[str, float],
+                cost: Mapping[str, float], titles: Mapping[str, str]) -> dict[str, str]:
+    """For each method whose shown score equals a neighbour's: the sentence saying which tie rule placed it."""
+    out: dict[str, str] = {}
+    for above, below in itertools.pairwise(ranked):
+        if round(above.score, 2) != round(below.score, 2) or above.blockers or below.blockers:
+            continue  # blocked methods sit at the bottom in the same order, without a sentence each
+        a, b = _tie_key(above, needs_training, own, cost), _tie_key(below, needs_training, own, cost)
+        if a[0] != b[0]:
+            why = f"{titles.get(above.method, above.method)} needs no training"
+        elif a[1] != b[1]:
+            why = (f"its own rules scored {titles.get(above.method, above.method)} higher "
+                   f"({-a[1]:.2f} vs {-b[1]:.2f}) before costs")
+        elif a[2] != b[2]:
+            why = (f"{titles.get(above.method, above.method)} costs less (up to ${a[2]:,.2f} vs "
+                   f"${b[2]:,.2f})" if b[2] != float("inf") else
+                   f"{titles.get(above.method, above.method)} has a quote")
+        else:
+            why = "everything else equal: by method id, alphabetically"
+        tie = f"tied at {above.score:.2f} with"
+        for method, text in ((above.method, f"{tie} {titles.get(below.method, below.method)}, ranked above it: {why}"),
+                             (below.method, f"{tie} {titles.get(above.method, above.method)}, ranked below it: {why}")):
+            out[method] = f"{out[method]}; {text}" if method in out else text
+    return out
 
 
 def rank(profile: Profile, hardware: Hardware | None = None) -> Ranking:
@@ -306,11 +349,15 @@ def rank(profile: Profile, hardware: Hardware | None = None) -> Ranking:
             problems.append(f"method {method_id!r}: estimate failed: {errors[method_id]}")
         quotes[method_id] = quote
         fits[method_id] = apply_cost_rules(fit, quote, profile, hw)
-    ranked = order(list(fits.values()), trains, frozenset(errors))
+    cost = {m: q.usd_high for m, q in quotes.items() if q is not None}
+    ranked = order(list(fits.values()), trains, frozenset(errors), own, cost)
+    ties = tie_reasons([f for f in ranked if f.method not in errors], trains, own, cost, titles)
     for fit in ranked:
+        extra: tuple[str, ...] = (ties[fit.method],) if fit.method in ties else ()
         if not trains[fit.method] and not fit.blockers and fit.score >= SUFFICIENT_SCORE:
-            fits[fit.method] = replace(fit, reasons=(*fit.reasons, "no training needed: this suffices for your "
-                                                                   "goals, so it comes first"))
+            extra += ("no training needed: this suffices for your goals, so it comes first",)
+        if extra:
+            fits[fit.method] = replace(fit, reasons=(*fit.reasons, *extra))
     ranked = [fits[f.method] for f in ranked]
     ranked = _adjust(host, profile, ranked, problems)
     recommendations = tuple(
@@ -330,6 +377,7 @@ def rank(profile: Profile, hardware: Hardware | None = None) -> Ranking:
                  else "counts from the answers"),
         "scores": "each method's own rules, then the cost rules (budget, memory, calendar) for all methods",
         "no_training_first": f"RAG / in-context scoring ≥ {SUFFICIENT_SCORE} without blockers rank first",
+        "ties": TIE_RULE,
         "calibrated_methods": sorted(hw.calibration) if hw.calibration else [],
     }
     return Ranking(profile, hw, recommendations, tuple(combine), assumptions, tuple(problems))

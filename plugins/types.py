@@ -15,7 +15,8 @@ from typing import Any, Literal
 GOALS = ("knowledge", "task", "style", "format", "language", "domain", "safety", "preference")
 """What the user wants the adapted model to gain (see the answers file in README)."""
 
-KNOWLEDGE_CHANGES = ("never", "yearly", "monthly", "weekly", "daily")
+KNOWLEDGE_CHANGES = ("never", "yearly", "monthly", "weekly", "daily", "hourly", "realtime")
+"""How often the facts the model needs change, slowest first (``realtime``: as they happen)."""
 EXPERTISE_LEVELS = ("none", "basic", "moderate", "advanced", "expert")
 
 

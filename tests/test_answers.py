@@ -61,7 +61,9 @@ latency_sensitive: true
         ("budget:\n  days: 0", "a.yaml:2: budget.days: must be > 0"),
         ("goals: [knowledge, vibes]", "a.yaml:1: goals: 'vibes' is not one of knowledge"),
         ("goals: []", "a.yaml:1: goals: must be a list of one or more"),
-        ("knowledge_changes: hourly", "knowledge_changes: must be one of never, yearly"),
+        ("knowledge_changes: secondly", "a.yaml:1: knowledge_changes: must be one of never, yearly, monthly, weekly, "
+                                        "daily, hourly, realtime, got 'secondly'"),
+        ("goals: [knowledge]\nknowledge_changes: 5", "a.yaml:2: knowledge_changes: must be one of never"),
         ("needs_citations: maybe", "needs_citations: must be true or false"),
         ("data:\n  labeled_examples: lots", "a.yaml:2: data.labeled_examples: must be a number"),
         ("data:\n  labeled_examples: 2.5", "data.labeled_examples: must be a whole number"),
@@ -150,3 +152,13 @@ def test_missing_and_non_utf8_files(tmp_path: Path) -> None:
     bad.write_bytes(b"use_case: caf\xe9\n")
     with pytest.raises(AnswersError, match="not UTF-8"):
         load_answers(bad)
+
+
+@pytest.mark.parametrize(("written", "meant"), [("hourly", "hourly"), ("realtime", "realtime"), ("Real-Time", "realtime"),
+                                                ("real time", "realtime"), ("HOURLY", "hourly")])
+def test_knowledge_changes_accepts_hourly_and_realtime(written: str, meant: str, tmp_path: Path) -> None:
+    file = tmp_path / "a.yaml"
+    file.write_text(f"goals: [knowledge]\nknowledge_changes: {written}\n")
+    profile = load_answers(file)
+    assert profile.knowledge_changes == meant
+    assert parse_answers(dump_answers(profile)).knowledge_changes == meant  # the round trip keeps it

@@ -18,6 +18,7 @@ EXPECTED_TOP = {
     "contract-review.yaml": "full_finetune",
     "clinical-german.yaml": "continual_pretraining",
     "helpful-harmless.yaml": "rlhf",
+    "preference-one-gpu.yaml": "rlhf",
     "product-faq.yaml": "rag",
     "brand-voice-cpu.yaml": "lora",
     "ops-runbooks.yaml": "rag",

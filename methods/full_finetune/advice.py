@@ -21,6 +21,9 @@ METHOD = "full_finetune"
 BASE_SCORE = 0.25
 LARGE_CHANGE_GOALS = ("language", "domain", "task")
 
+CHANGING_FAST = ("weekly", "daily", "hourly", "realtime")
+"""Faster than a fine-tune can be repeated in practice."""
+
 RULES: tuple[Rule, ...] = (
     Rule("no-examples", lambda p: p.data.labeled_examples == 0, 0.0,
          lambda p: "full fine-tuning needs labeled input → output examples: you have none", blocker=True),
@@ -48,6 +51,9 @@ RULES: tuple[Rule, ...] = (
     Rule("only-knowledge", lambda p: p.goals == ("knowledge",), -0.25,
          lambda p: 'your only goal is "knowledge": retrieval gives facts with sources; training bakes them in '
                    "without citations"),
+    Rule("changing-facts", lambda p: has_goal(p, "knowledge") and p.knowledge_changes in CHANGING_FAST, -0.1,
+         lambda p: f'your facts change "{p.knowledge_changes}": trained-in facts go stale and every update is '
+                   "another full training run"),
     Rule("low-expertise", lambda p: not expertise_at_least(p, "moderate"), -0.15,
          lambda p: f'full fine-tuning needs NLP basics and care with learning rates; your team\'s expertise: '
                    f'"{p.team_expertise}"'),

@@ -47,15 +47,15 @@ RULES: tuple[Rule, ...] = (
     Rule("only-knowledge", lambda p: p.goals == ("knowledge",), -0.25,
          lambda p: 'your only goal is "knowledge": fine-tuning teaches behaviour more reliably than facts, '
                    "and trained-in facts cannot be cited"),
-    Rule("changing-facts", lambda p: has_goal(p, "knowledge") and p.knowledge_changes in ("weekly", "daily"),
+    Rule("changing-facts", lambda p: has_goal(p, "knowledge") and p.knowledge_changes in ("weekly", "daily", "hourly", "realtime"),
          -0.1, lambda p: f'your facts change "{p.knowledge_changes}": trained-in facts go stale and would need '
                          "retraining"),
     Rule("corpus-shift", lambda p: has_goal(p, "language", "domain") and p.data.unlabeled_tokens >= 100_000_000,
          -0.15, lambda p: f"your {count(p.data.unlabeled_tokens)} tokens of raw text for {said_goals(p, 'language', 'domain')} "
                           "are a large shift: adapters learn less of it than full training (Biderman et al. 2024, "
                           '"LoRA Learns Less and Forgets Less"); pretrain on it first'),
-    Rule("judged-quality", lambda p: only_goals(p, "preference", "safety", "style") and p.data.preference_pairs >= 1000,
-         -0.1, lambda p: f"your goals ({said_goals(p)}) are judged by people and you have "
+    Rule("judged-quality", lambda p: only_goals(p, "preference", "safety", "style") and p.data.preference_pairs >= 500,
+         -0.2, lambda p: f"your goals ({said_goals(p)}) are judged by people and you have "
                          f"{count(p.data.preference_pairs)} preference pairs: examples alone do not teach which of two "
                          "answers is better (fine-tune first, then learn from the preferences)"),
     Rule("no-expertise", lambda p: not expertise_at_least(p, "basic"), -0.15,

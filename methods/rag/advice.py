@@ -30,7 +30,9 @@ RETRIEVED_CHUNKS = 3
 CHUNK_TOKENS = 200
 CHUNK_OVERLAP = 40
 PROMPT_TEMPLATE_TOKENS = 60
-CHANGING = ("monthly", "weekly", "daily")
+CHANGING = ("monthly", "weekly", "daily", "hourly", "realtime")
+LIVE = ("hourly", "realtime")
+"""Faster than any retraining cycle: only a refreshed index (or a live lookup) keeps up."""
 NON_FACT_GOALS = ("style", "format", "language", "safety", "preference", "task", "domain")
 
 RULES: tuple[Rule, ...] = (
@@ -47,6 +49,11 @@ RULES: tuple[Rule, ...] = (
     Rule("changing-facts", lambda p: p.knowledge_changes in CHANGING, 0.2,
          lambda p: f'your facts change "{p.knowledge_changes}": re-indexing a document takes seconds, '
                    "retraining takes days"),
+    Rule("live-facts", lambda p: has_goal(p, "knowledge") and p.knowledge_changes in LIVE, 0.1,
+         lambda p: f'your facts change "{p.knowledge_changes}", faster than any training run: re-index changed '
+                   "documents as they change (seconds each)"
+                   + ("; figures that change by the second (prices, stock, status) are best read from their live "
+                      "source at question time" if p.knowledge_changes == "realtime" else "")),
     Rule("citations", lambda p: p.needs_citations, 0.2,
          lambda p: "answers must cite their sources: only retrieval can point at the passage used"),
     Rule("no-knowledge-goal", lambda p: not has_goal(p, "knowledge"), -0.3,
@@ -83,5 +90,8 @@ def estimate(profile: Profile, hardware: Hardware) -> Quote:
                      f"({EMBEDDING_PARAMS / 1e6:.1f}M params), {CHUNK_OVERLAP}-token overlap",
             "tokens": int(doc_tokens),
             "breakeven_against": "a LoRA fine-tune on your labeled examples (see its quote)",
+            **({"freshness": f'facts change "{profile.knowledge_changes}": re-embed each changed document when it '
+                             "changes (seconds each); the quote counts one full indexing"}
+               if profile.knowledge_changes in LIVE else {}),
         },
     )
