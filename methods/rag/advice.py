@@ -86,8 +86,8 @@ def estimate(profile: Profile, hardware: Hardware) -> Quote:
         finetune_usd=(lora.usd_low, lora.usd_high),
         assumptions={
             "retrieval": f"{RETRIEVED_CHUNKS} chunks of {CHUNK_TOKENS} tokens per query (hybrid dense + BM25)",
-            "index": f"{count(doc_tokens)} document tokens embedded with all-MiniLM-L6-v2 "
-                     f"({EMBEDDING_PARAMS / 1e6:.1f}M params), {CHUNK_OVERLAP}-token overlap",
+            "index": f"{doc_tokens:,.0f} document tokens embedded with all-MiniLM-L6-v2 "
+                     f"({EMBEDDING_PARAMS / 1e6:.1f} million parameters), {CHUNK_OVERLAP}-token overlap",
             "tokens": int(doc_tokens),
             "breakeven_against": "a LoRA fine-tune on your labeled examples (see its quote)",
             **({"freshness": f'facts change "{profile.knowledge_changes}": re-embed each changed document when it '

@@ -117,12 +117,10 @@ class Variant:
 
 
 VARIANTS: dict[str, Variant] = {
-    "rlhf": Variant("full RLHF (SFT → reward model → GRPO), every weight trained", "algorithm: grpo", True, False),
-    "rlhf_lora": Variant("full RLHF (SFT → reward model → GRPO) with LoRA adapters",
-                         "algorithm: grpo, lora: true, reward_lora: true", True, True),
+    "rlhf": Variant("full RLHF, every weight trained", "algorithm: grpo", True, False),
+    "rlhf_lora": Variant("full RLHF with LoRA adapters", "algorithm: grpo, lora: true, reward_lora: true", True, True),
     "dpo": Variant("DPO, every weight trained", "algorithm: dpo", False, False),
-    "dpo_lora": Variant("DPO with LoRA adapters (the reference is the base with adapters off)",
-                        "algorithm: dpo, lora: true", False, True),
+    "dpo_lora": Variant("DPO with LoRA adapters", "algorithm: dpo, lora: true", False, True),
 }
 
 
@@ -289,11 +287,13 @@ def estimate(profile: Profile, hardware: Hardware) -> Quote:
         assumptions.update({f"grpo_{k}": grpo.assumptions[k] for k in ("seq_len", "micro_batch", "mfu")})
         assumptions.update({k: grpo.assumptions[k] for k in ("samples_per_prompt", "completion_tokens",
                                                              "rollout_batch", "generation_hours", "generation")})
-        assumptions["pipeline"] = "SFT → reward model (same size as the policy) → GRPO against it"
+        assumptions["pipeline"] = ("SFT → reward model (same size as the policy) → GRPO against it"
+                                   + ("; LoRA adapters on the policy and the reward model" if variant.lora else ""))
     else:
         assumptions.pop("sft", None)
         assumptions["pipeline"] = ("DPO: the policy and a frozen reference on the pairs, no reward model, "
-                                   "no sampling")
+                                   "no sampling" + ("; the policy trains LoRA adapters and the reference is the "
+                                                    "base with adapters off (no second copy)" if variant.lora else ""))
     alternatives = {
         name: {**stage_summary(q), "title": VARIANTS[name].title, "config": VARIANTS[name].config,
                "memory_breakdown_gb": dict(q.memory_breakdown_gb), "fixes": list(q.fixes)}

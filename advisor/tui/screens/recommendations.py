@@ -110,11 +110,13 @@ def _figure(value: Any) -> str:
     return compact(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
 
 
-def detail_renderable(rec: Any, summary: str = "") -> Group:
-    """Everything known about one recommendation: reasons, blockers, quote, fixes, assumptions."""
-    head = Text.assemble((f"{rec.rank}. {rec.title}", "bold"), f"  fit {rec.score:.2f}")
-    if abs(rec.fit_score - rec.score) > 0.005:
-        head.append(f" (its own rules: {rec.fit_score:.2f})", style="dim")
+def detail_renderable(rec: Any, summary: str = "", hardware: Any = None, profile: Any = None) -> Group:
+    """Everything known about one recommendation: reasons, blockers, quote, fixes, assumptions (the quote in
+    words and units by :func:`~tunewise.advisor.report_render.quote_detail`)."""
+    from tunewise.advisor.report_render import quote_detail, score_words
+
+    head = Text.assemble((f"{rec.rank}. {rec.title}", "bold"), "  ")
+    head.append(score_words(rec.score, rec.fit_score, bool(rec.blockers)), style="dim" if rec.blockers else "")
     if not rec.needs_training:
         head.append("  no training", style="green")
     parts: list[Any] = [head]
@@ -126,33 +128,9 @@ def detail_renderable(rec: Any, summary: str = "") -> Group:
         parts += [_heading("Blockers", "bold red"), _items(rec.blockers, "red")]
     if rec.reasons:
         parts += [_heading("Why"), _items(rec.reasons)]
-    quote = rec.quote
-    if quote is not None:
-        parts.append(_heading("Quote"))
-        figures = {
-            "compute": f"{compact(quote.flops)} FLOPs, {compact(quote.gpu_hours)} GPU-hours, "
-                       f"wall {duration(quote.wall_hours)}",
-            "cost": money(quote.usd_low, quote.usd_high),
-            "peak memory": f"{quote.peak_memory_gb:.1f} GB per device ({'fits' if quote.fits else 'does not fit'})",
-        }
-        if quote.memory_breakdown_gb:
-            figures["memory"] = ", ".join(f"{k} {v:.1f} GB" for k, v in quote.memory_breakdown_gb.items())
-        parts.append(_pairs(figures))
-        if quote.fixes:
-            parts += [_heading("What would make it fit or cheaper"), _items(quote.fixes)]
-        if quote.per_query:
-            parts += [_heading("Per query"), _pairs(quote.per_query, lambda v: f"{v:,.4g}")]
-        if quote.human_time:
-            parts += [_heading("People and calendar"), _pairs(quote.human_time)]
-        for title, variants in (("Stages", quote.stages), ("Alternatives", quote.alternatives)):
-            if variants:
-                shown = {name: ", ".join(f"{k} {_figure(v)}" for k, v in figures_.items()
-                                         if k in ("gpu_hours", "wall_hours", "usd_low", "usd_high",
-                                                  "peak_memory_gb", "fits"))
-                         for name, figures_ in variants.items()}
-                parts += [_heading(title), _pairs(shown)]
-        if quote.assumptions:
-            parts += [_heading("Assumptions"), _pairs(quote.assumptions, _figure)]
+    if rec.quote is not None:
+        for title, rows in quote_detail(rec.quote, hardware, profile):
+            parts += [_heading(title), _pairs(rows) if isinstance(rows, dict) else _items(rows)]
     return Group(*parts)
 
 
@@ -279,7 +257,8 @@ class RecommendationsScreen(TunewiseScreen):
 
         cls = get_host().methods.get(rec.method)
         summary = str(getattr(cls, "summary", "")) if cls is not None else ""
-        detail = detail_renderable(rec, summary)
+        ranking = self.ranking
+        detail = detail_renderable(rec, summary, getattr(ranking, "hardware", None), getattr(ranking, "profile", None))
         evidence = pilot_renderable(self.pilot, rec.method)
         self.query_one("#reco-detail-text", Static).update(Group(evidence, detail) if evidence else detail)
         self.query_one("#reco-detail", VerticalScroll).scroll_home(animate=False)
