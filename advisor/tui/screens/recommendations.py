@@ -106,10 +106,6 @@ def _pairs(mapping: Any, fmt: Any = str) -> Table:
     return grid
 
 
-def _figure(value: Any) -> str:
-    return compact(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
-
-
 def detail_renderable(rec: Any, summary: str = "", hardware: Any = None, profile: Any = None) -> Group:
     """Everything known about one recommendation: reasons, blockers, quote, fixes, assumptions (the quote in
     words and units by :func:`~tunewise.advisor.report_render.quote_detail`)."""
