@@ -55,12 +55,14 @@ def flops(x: float) -> str:
     return f"{x:.3g} FLOP"
 
 
-def quote_summary(quote: Quote) -> dict[str, str]:
-    """The few figures a ranking row shows for a quote."""
+def quote_summary(quote: Quote, profile: Any | None = None) -> dict[str, str]:
+    """The few figures a ranking row shows for a quote (the break-even vs LoRA only when ``profile`` has
+    labeled examples to fine-tune on, or is not given)."""
     fit_mark = "fits" if quote.fits else "does not fit"
     out = {
         "cost": money_range(quote.usd_low, quote.usd_high),
-        "compute": f"{quote.gpu_hours:,.1f} GPU-h" if quote.gpu_hours >= 0.1 else hours(quote.gpu_hours) + " GPU",
+        "compute": ("none" if quote.gpu_hours <= 0 else f"{quote.gpu_hours:,.1f} GPU-h" if quote.gpu_hours >= 0.1
+                    else hours(quote.gpu_hours) + " GPU"),
         "wall": hours(quote.wall_hours),
         "memory": f"{quote.peak_memory_gb:.1f} GB ({fit_mark})",
     }
@@ -70,7 +72,7 @@ def quote_summary(quote: Quote) -> dict[str, str]:
         out["per query"] = (f"+{pq.get('extra_prompt_tokens', 0):,.0f} tokens, "
                             f"+{money_range(1000 * pq.get('extra_usd_per_query_low', 0), 1000 * pq.get('extra_usd_per_query_high', 0))}"
                             " per 1k queries")
-        if "breakeven_days_low" in pq:
+        if "breakeven_days_low" in pq and (profile is None or profile.data.labeled_examples > 0):
             low, high = f"{pq['breakeven_days_low']:.1f}", f"{pq.get('breakeven_days_high', 0):.1f}"
             out["break-even"] = f"{low if low == high else f'{low}–{high}'} days vs LoRA"
     return out
@@ -88,7 +90,7 @@ def ranking_table(ranking: Ranking) -> list[RenderableType]:
         table.add_column(name, **kwargs)
     for rec in ranking.recommendations:
         if rec.quote is not None:
-            summary = quote_summary(rec.quote)
+            summary = quote_summary(rec.quote, ranking.profile)
             quote_text = "\n".join(f"{k}: {v}" for k, v in summary.items())
         else:
             quote_text = rec.error or "no quote"
@@ -457,7 +459,8 @@ def ranking_markdown(ranking: Ranking) -> str:
         if rec.quote is not None and rec.quote.fixes:
             lines.append(f"- would fit with: {'; '.join(rec.quote.fixes)}")
         if rec.quote is not None and rec.quote.per_query:
-            lines += [f"- {k}: {v}" for k, v in quote_summary(rec.quote).items() if k in ("per query", "break-even")]
+            lines += [f"- {k}: {v}" for k, v in quote_summary(rec.quote, ranking.profile).items()
+                      if k in ("per query", "break-even")]
         if rec.error:
             lines.append(f"- error: {rec.error}")
     if ranking.combine:

@@ -150,3 +150,16 @@ def test_estimate_tables_use_the_same_words() -> None:
                                         "Assumptions") if t in text]
     assert "supervised fine-tuning (SFT)" in text and "GRPO policy training" in text
     assert not [k for k in raw_keys(quote) if re.search(rf"(?<![\w.]){re.escape(k)}(?![\w])", text)]
+
+
+def test_ranking_table_and_markdown_show_the_break_even_only_when_it_applies() -> None:
+    from tunewise.advisor.report_render import ranking_markdown, ranking_table
+
+    base = "goals: [format]\nhardware: {gpu: L4}\nqueries_per_day: 20000\n"
+    for answers, expected in ((base, False), (base + "data: {labeled_examples: 400}\n", True)):
+        ranking = rank(parse_answers(answers))
+        console = Console(width=160, record=True, color_system=None, file=open("/dev/null", "w"))  # noqa: SIM115
+        for item in ranking_table(ranking):
+            console.print(item)
+        assert ("vs LoRA" in console.export_text()) is expected
+        assert ("break-even" in ranking_markdown(ranking)) is expected

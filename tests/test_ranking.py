@@ -203,3 +203,24 @@ hardware: {gpu: H100, gpus: 8}
     assert ("lora", "rlhf") in [c.methods for c in result.combine]
     assert result.get("rlhf").score >= ranking_mod.USABLE_SCORE
     assert all("rag" not in c.methods for c in result.combine)  # no documents: RAG is blocked
+
+
+@pytest.mark.parametrize("changes", ["hourly", "realtime", "real-time"])
+def test_facts_that_change_hourly_or_in_real_time_favour_retrieval(host: Any, changes: str) -> None:
+    result = rank(parse_answers(f"""
+goals: [knowledge]
+knowledge_changes: {changes}
+data: {{documents: 800, labeled_examples: 2000}}
+hardware: {{gpu: A100-80GB}}
+"""))
+    assert result.top.method == "rag"
+    meant = "realtime" if changes == "real-time" else changes
+    assert any(f'"{meant}", faster than any training run' in r for r in result.get("rag").reasons)
+    assert any("live source" in r for r in result.get("rag").reasons) is (meant == "realtime")
+    quote = result.get("rag").quote
+    assert quote is not None and f'facts change "{meant}"' in quote.assumptions["freshness"]
+    for trained in ("lora", "full_finetune"):  # trained-in facts go stale: said, and the score pays for it
+        assert any(f'your facts change "{meant}"' in r for r in result.get(trained).reasons)
+    daily = rank(parse_answers("goals: [knowledge]\nknowledge_changes: daily\n"
+                               "data: {documents: 800, labeled_examples: 2000}\nhardware: {gpu: A100-80GB}\n"))
+    assert "freshness" not in (daily.get("rag").quote.assumptions if daily.get("rag").quote else {})
