@@ -549,14 +549,16 @@ def _read_events(path: Path) -> list[dict[str, Any]]:
 
 
 def run_candidate(candidate: Candidate, out: Path, *, cancel: threading.Event | None = None,
-                  progress: Progress | None = None, index: int = 1, count: int = 1) -> dict[str, Any]:
+                  progress: Progress | None = None, index: int = 1, count: int = 1,
+                  deadline: float | None = None) -> dict[str, Any]:
     """Run the candidate's plan as ``tunewise run`` in a subprocess; its ``end`` event (or what happened).
 
     A training run still training at :data:`FINISH_AT` of its minutes is asked to stop (SIGTERM: it
     checkpoints and ends ``cancelled``) and is then resumed from that checkpoint with ``--max-steps``
     at the checkpoint's step, so it trains no further but evaluates its result: the pilot measures
     what fits in its time instead of nothing. The run is stopped for good (SIGTERM, then SIGKILL) when
-    ``cancel`` is set or it overruns (:data:`OVERRUN` x minutes + :data:`GRACE_S`). Returns
+    ``cancel`` is set or it overruns (:data:`OVERRUN` x minutes + :data:`GRACE_S`, and never past the
+    whole pilot's ``deadline``, a ``time.monotonic()`` value). Returns
     ``{"status", "result", "wall_s", "device", "message", "finished_early_at"}``.
     """
     events_path = out / f"{candidate.method}.events.jsonl"
@@ -565,7 +567,10 @@ def run_candidate(candidate: Candidate, out: Path, *, cancel: threading.Event | 
             "--events", "-", "--quiet", "--allow-outside-paths"]
     started = time.monotonic()
     limit = candidate.minutes * 60 * OVERRUN + GRACE_S
-    finish_at = candidate.minutes * 60 * FINISH_AT if candidate.trains else None
+    if deadline is not None:
+        limit = max(0.0, min(limit, deadline - started))
+    # Leave time to evaluate: stop training at FINISH_AT of the minutes, and early enough in a cut-short limit.
+    finish_at = min(candidate.minutes * 60 * FINISH_AT, limit * FINISH_AT / OVERRUN) if candidate.trains else None
     finished_early_at: int | None = None
     stopped_why = ""
     for attempt in range(2):
@@ -629,7 +634,8 @@ def _follow(process: subprocess.Popen[bytes], candidate: Candidate, events_path:
             time.sleep(0.25)
         elapsed = time.monotonic() - started
         if not stopped_why and elapsed > limit:
-            stopped_why = f"over its time share ({candidate.minutes:.1f} min × {OVERRUN:g} + {GRACE_S:.0f} s)"
+            stopped_why = (f"over its time share ({candidate.minutes:.1f} min × {OVERRUN:g} + {GRACE_S:.0f} s, "
+                           f"within the pilot's whole budget): {limit:.0f} s")
         events = _read_events(events_path)
         for event in events[seen:]:
             kind = event.get("event")
@@ -975,6 +981,7 @@ def run_pilot(profile: Profile, ranking: Ranking, *, methods: Sequence[str] | No
     measurements: list[Measurement] = []
     price = find_hardware("cpu").usd_per_hour_high
     cancelled = False
+    deadline = started + minutes * 60 * OVERRUN + GRACE_S  # no candidate runs past it, whatever its share
     for index, rec in enumerate(chosen, start=1):
         quote = rec.quote.to_dict() if rec.quote is not None else None
         candidate = Candidate(rec.method, rec.title, rec.rank, rec.score, quote)
@@ -986,6 +993,11 @@ def run_pilot(profile: Profile, ranking: Ranking, *, methods: Sequence[str] | No
         # Time a candidate left unused goes to the ones after it; each keeps at least a quarter of an even share.
         spent = (time.monotonic() - started) / 60
         share = max((minutes - spent) / (len(chosen) - index + 1), minutes / len(chosen) / 4)
+        if time.monotonic() >= deadline:
+            candidates.append(candidate)
+            measurements.append(Measurement(rec.method, "not_run", f"the pilot's {minutes:g} minutes "
+                                            f"(× {OVERRUN:g} + {GRACE_S:.0f} s) were spent before its turn"))
+            continue
         tell(PilotProgress("writing its plan", rec.method, index, len(chosen)))
         accepted = COMPARABLE_SHAPES.get(rec.method)
         try:
@@ -999,7 +1011,8 @@ def run_pilot(profile: Profile, ranking: Ranking, *, methods: Sequence[str] | No
                                                   "the shared held-out rows"))
         candidates.append(candidate)
         tell(PilotProgress("running", rec.method, index, len(chosen)))
-        outcome = run_candidate(candidate, out, cancel=cancel, progress=progress, index=index, count=len(chosen))
+        outcome = run_candidate(candidate, out, cancel=cancel, progress=progress, index=index, count=len(chosen),
+                                deadline=deadline)
         if cancel is not None and cancel.is_set():
             cancelled = True
         tell(PilotProgress("measuring", rec.method, index, len(chosen)))
