@@ -344,3 +344,32 @@ async def test_the_cancel_dialog_keeps_a_live_run_visible_and_updating(tmp_path:
         bar = screen.query_one("#run-progress")
         assert bar.total is not None and 0 < bar.percentage < 1, "a cancelled run's bar stops where it was"
         await wait_until(pilot, lambda: process.poll() is not None, "the process to exit")
+
+
+@async_test
+async def test_odd_event_fields_are_shown_as_written_and_never_break_the_screen(tmp_path: Path) -> None:
+    """Texts from the events file are not markup; counts that are not counts are left out, not crashed on."""
+    run_dir = tmp_path / "odd"
+    run_dir.mkdir()
+    lines = [_at(0, "start", method="[b]rag", total_steps=0, device="cuda [A100]"),
+             _at(1, "phase", phase="[/oops] reading", done="3", total=None, unit="[i]files"),
+             _at(2, "phase", phase="embedding", done=-4, total=0, unit="chunks"),
+             _at(3, "phase", phase="answering", done=9, total=4, unit="questions"),
+             _at(4, "bakeoff", metric="m", verdict="better", sentence="[red]better[/] on 3 of 4"),
+             _at(5, "end", status="exploded", wall_s=5.0)]
+    _append(run_dir / "events.jsonl", lines)
+    with open(run_dir / "events.jsonl", "a") as stream:  # NaN is valid to Python's json, not a count
+        stream.write('{"event": "phase", "time": NaN, "phase": "answering", "done": NaN, "total": 4}\n')
+    app = TunewiseApp(run_dir=run_dir, decisions_dir=tmp_path / "decisions")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: app.screen.state.finished and "failed" in _text(app.screen, "#run-outcome"),
+                         "the odd run's end")
+        screen = app.screen
+        await pilot.pause()
+        assert _text(screen, "#run-head") == "[b]rag · failed · cuda [A100]"
+        phases = _text(screen, "#run-phases").splitlines()
+        assert phases == ["✓ [/oops] reading · 1 s", "✓ embedding  0/0 chunks · 1 s",
+                          "■ answering  9/4 questions · 2 s · failed"], phases  # the NaN line after the end: ignored
+        assert _text(screen, "#run-outcome") == "failed: [red]better[/] on 3 of 4"
+        bar = screen.query_one("#run-progress")
+        assert bar.total == 100 and bar.progress == 100, "9 of 4 is all of it, not more"

@@ -218,13 +218,13 @@ class RunState:
             self.wall_s = None
             if self.starts > 1:
                 self.logs.append(("info", "run started again (resume)"))
-        elif kind == "phase":
-            self.status = "running"
+        elif kind == "phase" and not self.finished:  # after ``end``, only a ``start`` reopens the run
+            self._busy()
             self.explicit_phases = True
             self._enter(str(event.get("phase") or "working"), when, _count(event.get("done")),
                         _count(event.get("total")), str(event.get("unit") or ""))
-        elif kind == "progress":
-            self.status = "running"
+        elif kind == "progress" and not self.finished:
+            self._busy()
             self.trained = True
             step = int(event.get("step", 0))
             # A resume from an earlier checkpoint replays steps: forget the points it replaces.
@@ -285,6 +285,11 @@ class RunState:
             self.wall_s = run_times(self.events).wall_s
         if when is not None:
             self.last_time = when if self.last_time is None else max(self.last_time, when)
+
+    def _busy(self) -> None:
+        # Only ``start`` reopens an ended run: a stray line after ``end`` does not make it run again.
+        if self.status == "waiting":
+            self.status = "running"
 
     def crashed(self) -> None:
         """The process is gone without an ``end`` event."""

@@ -138,9 +138,10 @@ class RunScreen(TunewiseScreen):
         until = now if now is not None else state.last_time
         status = state.status
         label = {"waiting": "waiting for the run to start", "crashed": "stopped without finishing"}.get(status, status)
-        head = f"[b]{state.method or 'run'}[/b] · {label}"
+        # Texts from the events file are shown as written, never read as markup.
+        head = Text.assemble((state.method or "run", "bold"), f" · {label}")
         if state.device:
-            head += f" · {state.device}"
+            head.append(f" · {state.device}")
         self.query_one("#run-head", Static).update(head)
         self._draw_progress(state)
         times = state.times(now)
@@ -194,11 +195,11 @@ class RunScreen(TunewiseScreen):
             steps.update(counted)
         elif current is not None and current.total:
             bar.update(total=current.total, progress=current.done or 0)
-            steps.update(f"{current.name} {current.done or 0}/{current.total}")
+            steps.update(Text(f"{current.name} {current.done or 0}/{current.total}"))
         else:
             bar.update(total=None)  # nothing to count yet (starting, saving): the bar says it is busy
             if current is not None:
-                steps.update(current.name)
+                steps.update(Text(current.name))
             else:
                 steps.update("starting" if state.status == "running" else (counted or "step –"))
 
@@ -269,7 +270,7 @@ def phase_line(phase: Phase, until: float | None) -> str:
         parts.append(duration(seconds))
     if phase.state == "running":
         eta = phase.eta_s()
-        if eta is not None and phase.done != phase.total:
+        if eta is not None and phase.done is not None and phase.total is not None and phase.done < phase.total:
             parts.append(f"~{duration(eta)} left")
     elif phase.state != "done":
         parts.append(phase.state)
