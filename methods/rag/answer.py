@@ -17,6 +17,7 @@ was wrong with it. ``generate`` keeps the model's reply whatever it cites and re
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -229,14 +230,46 @@ class Answerer:
         text = self.tokenizer.decode(output[0, prompt_length:], skip_special_tokens=True)
         return str(text).strip(), prompt_length
 
-    def answer(self, index: RagIndex, question: str, *, k: int = 3, mode: str = "hybrid",
-               min_relevance: float = 0.3, answer_mode: str = "auto") -> Answer:
-        """Retrieve, check relevance, then answer with citations (or say the documents lack the answer).
+    def generate_many(self, conversations: list[list[dict[str, str]]], batch_size: int = 8,
+                      progress: Callable[[int, int], None] | None = None) -> list[tuple[str, int]]:
+        """Greedy replies to many chats (and their prompt lengths), in left-padded batches of similar length.
 
-        ``answer_mode``: ``auto`` generates and falls back to an extractive answer when the reply's
-        citations are not valid; ``generate`` keeps the reply and reports any citation problem;
-        ``extractive`` quotes the passages without generating.
+        Batches share each decoding step, which on a CPU costs little more for 8 rows than for one.
+        ``progress(done, total)`` after each batch.
         """
+        import torch
+
+        prompts = [self.tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=False)
+                   for m in conversations]
+        lengths = [self._count(p) for p in prompts]
+        order = sorted(range(len(prompts)), key=lambda i: (lengths[i], i))
+        replies: dict[int, tuple[str, int]] = {}
+        side = self.tokenizer.padding_side
+        self.tokenizer.padding_side = "left"  # every row continues from its right end
+        try:
+            for begin in range(0, len(order), batch_size):
+                chosen = order[begin:begin + batch_size]
+                batch = self.tokenizer([prompts[i] for i in chosen], return_tensors="pt", padding=True,
+                                       add_special_tokens=False)
+                batch = {key: value.to(self.model.device) for key, value in batch.items()}
+                with torch.inference_mode():
+                    output = self.model.generate(
+                        **batch, max_new_tokens=self.max_new_tokens, do_sample=False,
+                        pad_token_id=self.tokenizer.pad_token_id, repetition_penalty=1.1,
+                    )
+                width = batch["input_ids"].shape[1]
+                for i, row in zip(chosen, output, strict=True):
+                    text = self.tokenizer.decode(row[width:], skip_special_tokens=True)
+                    replies[i] = (str(text).strip(), lengths[i])
+                if progress is not None:
+                    progress(len(replies), len(prompts))
+        finally:
+            self.tokenizer.padding_side = side
+        return [replies[i] for i in range(len(prompts))]
+
+    def _retrieve(self, index: RagIndex, question: str, *, k: int, mode: str, min_relevance: float,
+                  answer_mode: str) -> Answer | _Pending:
+        """Retrieval and relevance check: the final answer when no generation is needed, else what to generate."""
         if answer_mode not in ANSWER_MODES:
             raise TunewiseError(f"answer mode {answer_mode!r} is not one of {', '.join(ANSWER_MODES)}")
         vector = None if mode == "bm25" else index.embedder.encode_query(question)
@@ -252,14 +285,54 @@ class Answerer:
         messages, passages = self.context_messages(question, ordered)
         if answer_mode == "extractive":
             return extractive_answer(index, question, vector, passages, relevance=relevance)
-        text, prompt_tokens = self.generate(messages)
-        return answer_from_reply(index, question, vector, passages, text, answer_mode=answer_mode,
-                                 relevance=relevance, prompt_tokens=prompt_tokens)
+        return _Pending(question, vector, passages, messages, relevance)
+
+    def answer(self, index: RagIndex, question: str, *, k: int = 3, mode: str = "hybrid",
+               min_relevance: float = 0.3, answer_mode: str = "auto") -> Answer:
+        """Retrieve, check relevance, then answer with citations (or say the documents lack the answer).
+
+        ``answer_mode``: ``auto`` generates and falls back to an extractive answer when the reply's
+        citations are not valid; ``generate`` keeps the reply and reports any citation problem;
+        ``extractive`` quotes the passages without generating.
+        """
+        return self.answer_many(index, [question], k=k, mode=mode, min_relevance=min_relevance,
+                                answer_mode=answer_mode)[0]
+
+    def answer_many(self, index: RagIndex, questions: Sequence[str], *, k: int = 3, mode: str = "hybrid",
+                    min_relevance: float = 0.3, answer_mode: str = "auto",
+                    progress: Callable[[int, int], None] | None = None) -> list[Answer]:
+        """:meth:`answer` for many questions, the generations batched (see :meth:`generate_many`)."""
+        found = [self._retrieve(index, q, k=k, mode=mode, min_relevance=min_relevance, answer_mode=answer_mode)
+                 for q in questions]
+        pending = [(i, f) for i, f in enumerate(found) if isinstance(f, _Pending)]
+        replies = self.generate_many([f.messages for _, f in pending], progress=progress) if pending else []
+        answers = list(found)
+        for (i, todo), (text, prompt_tokens) in zip(pending, replies, strict=True):
+            answers[i] = answer_from_reply(index, todo.question, todo.vector, todo.passages, text,
+                                           answer_mode=answer_mode, relevance=todo.relevance,
+                                           prompt_tokens=prompt_tokens)
+        return [a for a in answers if isinstance(a, Answer)]  # every pending one is answered now
 
     def answer_closed_book(self, question: str) -> Answer:
         """The model's answer without retrieval (the baseline RAG must beat)."""
-        text, prompt_tokens = self.generate(self.closed_book_messages(question))
-        return Answer(question, text, (), prompt_tokens=prompt_tokens)
+        return self.answer_closed_book_many([question])[0]
+
+    def answer_closed_book_many(self, questions: Sequence[str],
+                                progress: Callable[[int, int], None] | None = None) -> list[Answer]:
+        """Answers without retrieval to many questions, the generations batched."""
+        replies = self.generate_many([self.closed_book_messages(q) for q in questions], progress=progress)
+        return [Answer(q, text, (), prompt_tokens=tokens) for q, (text, tokens) in zip(questions, replies, strict=True)]
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A question whose passages are chosen and whose reply is still to be generated."""
+
+    question: str
+    vector: Any
+    passages: tuple[Citation, ...]
+    messages: list[dict[str, str]]
+    relevance: float
 
 
 def answer_from_reply(index: RagIndex, question: str, question_vector: Any, passages: tuple[Citation, ...],

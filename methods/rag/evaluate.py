@@ -261,28 +261,39 @@ def evaluate_answers(answerer: Any, index: Any, questions: Sequence[Question], *
     """Answer every question with retrieval and (those with a reference answer) without; score and diagnose.
 
     Closed-book answers come first (phase ``answering without retrieval``), then answers with retrieval
-    (``answering with retrieval``); ``phase(name, done, total)`` hears about every few questions.
+    (``answering with retrieval``); generations are batched, and ``phase(name, done, total)`` and ``log``
+    hear about each batch.
     """
     closed_for = [q for q in questions if q.answerable and q.answer is not None]
-    closed: dict[int, Any] = {}
-    step = max(1, len(questions) // 20)  # about twenty progress events per pass
 
-    def tell(name: str, done: int, total: int) -> None:
-        if phase is not None and (done % step == 0 or done == total):
-            phase(name, done, total)
+    def tell(name: str) -> Callable[[int, int], None]:
+        def report(done: int, total: int) -> None:
+            if phase is not None:
+                phase(name, done, total)
+            if log is not None:
+                log(f"{name}: {done}/{total} questions")
 
-    tell("answering without retrieval", 0, len(closed_for))
-    for number, question in enumerate(closed_for, start=1):
-        closed[id(question)] = answerer.answer_closed_book(question.question)
-        tell("answering without retrieval", number, len(closed_for))
-    records: list[dict[str, Any]] = []
-    tell("answering with retrieval", 0, len(questions))
-    for number, question in enumerate(questions, start=1):
-        rag = answerer.answer(index, question.question, k=k, mode=mode, min_relevance=min_relevance,
-                              answer_mode=answer_mode)
-        records.append(answer_record(question, rag, closed.get(id(question))))
-        tell("answering with retrieval", number, len(questions))
-        if log is not None and (number % 10 == 0 or number == len(questions)):
-            log(f"answered {number}/{len(questions)} questions")
+        return report
+
+    tell("answering without retrieval")(0, len(closed_for))
+    closed_answers = answerer.answer_closed_book_many([q.question for q in closed_for],
+                                                      progress=tell("answering without retrieval"))
+    closed = {id(q): a for q, a in zip(closed_for, closed_answers, strict=True)}
+    tell("answering with retrieval")(0, len(questions))
+    rag_answers = answerer.answer_many(index, [q.question for q in questions], k=k, mode=mode,
+                                       min_relevance=min_relevance, answer_mode=answer_mode,
+                                       progress=None if phase is None and log is None else
+                                       _scaled(tell("answering with retrieval"), len(questions)))
+    records = [answer_record(q, rag, closed.get(id(q))) for q, rag in zip(questions, rag_answers, strict=True)]
+    if phase is not None:
+        phase("answering with retrieval", len(questions), len(questions))
     scores, diagnosis = summarize_answers(records)
     return AnswerEvaluation(scores, records, diagnosis)
+
+
+def _scaled(report: Callable[[int, int], None], questions: int) -> Callable[[int, int], None]:
+    """Progress of the generations (only questions that reach the model) as progress over every question."""
+    def scaled(done: int, total: int) -> None:
+        report(min(questions, round(done * questions / max(total, 1))) if done < total else questions, questions)
+
+    return scaled
