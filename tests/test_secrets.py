@@ -211,7 +211,7 @@ def test_training_run_with_token_shaped_names_resumes(tmp_path: Path, tiny_model
     plan = project / "plan.yaml"
     plan.write_text(f"method: lora\nmodel: {tiny_model_dir}\ndata: [{SHAPED_DATA}, {holding}]\noutput_dir: {out}\n"
                     "training: {max_steps: 30, save_steps: 2, batch_size: 2, seq_len: 64, generation_examples: 1, "
-                    "max_new_tokens: 2}\n")
+                    "max_new_tokens: 2, early_stopping_patience: 0}\n")  # the resume must reach step 30
     command = [sys.executable, "-m", "tunewise.advisor.cli", "run", str(plan), "--quiet", "--allow-outside-paths"]
     env = {**os.environ, **environment(tmp_path, values)}
     first = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
