@@ -41,6 +41,17 @@ class ExampleOutcome:
         return asdict(self)
 
 
+def unique_ids(wheres: Sequence[str]) -> list[str]:
+    """``file:line`` ids, with ``#2``, ``#3`` … added to repeats (a file named twice, several pairs from
+    one ranked row), so each example keeps its own line in ``bakeoff.jsonl``."""
+    seen: dict[str, int] = {}
+    out = []
+    for where in wheres:
+        seen[where] = seen.get(where, 0) + 1
+        out.append(where if seen[where] == 1 else f"{where}#{seen[where]}")
+    return out
+
+
 def write_bakeoff(out: Path, bake: BakeOff, examples: Sequence[ExampleOutcome]) -> Path:
     """Write ``out/bakeoff.jsonl``: a header line (the bake-off without its sentence's inputs) and one
     line per example, sorted by id so two runs on the same data diff cleanly."""

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from tunewise.methods._hf.encoding import IGNORE
 from tunewise.plugins.bakeoff import BakeOff, RunFacts, bake_off, classification_bake_off
-from tunewise.plugins.bakeoff_report import ExampleOutcome
+from tunewise.plugins.bakeoff_report import ExampleOutcome, unique_ids
 
 if TYPE_CHECKING:
     from tunewise.methods._hf.device import Placement
@@ -59,16 +59,6 @@ class Side:
         answers = list(extra.get("answers_before") or [])
         return cls(dict(extra.get("metrics_before") or {}),
                    dict(zip(generation_ids(corpus), answers, strict=False)))
-
-
-def unique_ids(wheres: Sequence[str]) -> list[str]:
-    """``file:line`` ids, with ``#2``, ``#3`` … added to repeats so each example keeps its own."""
-    seen: dict[str, int] = {}
-    out = []
-    for where in wheres:
-        seen[where] = seen.get(where, 0) + 1
-        out.append(where if seen[where] == 1 else f"{where}#{seen[where]}")
-    return out
 
 
 def generation_ids(corpus: Corpus) -> list[str]:

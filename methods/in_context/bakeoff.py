@@ -23,7 +23,7 @@ from tunewise.plugins.bakeoff import (
     bake_off,
     classification_bake_off,
 )
-from tunewise.plugins.bakeoff_report import ExampleOutcome
+from tunewise.plugins.bakeoff_report import ExampleOutcome, unique_ids
 from tunewise.plugins.task_detection import DetectedTask, match_label
 
 METHOD = "in-context learning"
@@ -33,13 +33,7 @@ OFF_FORMAT = 0.3
 
 def example_ids(held_out: Sequence[Example]) -> list[str]:
     """``file:line`` of each held-out example; a row listed twice (the same file named twice) gets ``#2``."""
-    seen: dict[str, int] = {}
-    ids = []
-    for example in held_out:
-        where = example.where or "example"
-        seen[where] = seen.get(where, 0) + 1
-        ids.append(where if seen[where] == 1 else f"{where}#{seen[where]}")
-    return ids
+    return unique_ids([example.where or "example" for example in held_out])
 
 
 def with_reasons(bake: BakeOff, reasons: Sequence[Reason]) -> BakeOff:

@@ -28,7 +28,7 @@ from typing import Any
 
 from tunewise.methods.rlhf.preferences import PreferencePair, Prompt
 from tunewise.plugins.bakeoff import BakeOff, RunFacts, bake_off
-from tunewise.plugins.bakeoff_report import ExampleOutcome
+from tunewise.plugins.bakeoff_report import ExampleOutcome, unique_ids
 
 PROMPTS_UNIT = "held-out prompts"
 PAIRS_UNIT = "held-out preference pairs"
@@ -37,16 +37,6 @@ MARGIN_DECIMALS = 3
 WEAK_JUDGE = 0.7
 """A reward model that ranks fewer than 70 % of held-out pairs correctly is a weak judge: its verdict
 comes with a note saying so."""
-
-
-def unique_ids(wheres: Sequence[str]) -> list[str]:
-    """``file:line`` ids, with ``#2``, ``#3`` … added to repeats (several pairs from one ranked row)."""
-    seen: dict[str, int] = {}
-    out = []
-    for where in wheres:
-        seen[where] = seen.get(where, 0) + 1
-        out.append(where if seen[where] == 1 else f"{where}#{seen[where]}")
-    return out
 
 
 def method_name(algorithm: str, lora: bool) -> str:

@@ -471,8 +471,9 @@ def _evaluate_base(out: Path, base_path: Path, tokenizer: Any, prompts: Sequence
                    phase: Callable[[str, str], Callable[[int, int], None]]) -> dict[str, Any]:
     """The base's greedy answers (and their rewards) and its margins on the judged pairs; computed once
     and kept in ``eval_before.json``, so a resumed run compares the tuned policy with the same answers."""
-    from tunewise.methods.rlhf.bakeoff import pair_margins, unique_ids
+    from tunewise.methods.rlhf.bakeoff import pair_margins
     from tunewise.methods.rlhf.evaluate import greedy_answers, mean
+    from tunewise.plugins.bakeoff_report import unique_ids
 
     ids = unique_ids([p.where for p in prompts])
     pair_ids = unique_ids([p.where for p in pairs])
